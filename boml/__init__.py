@@ -1,0 +1,1 @@
+"""boml: bilevel optimization for meta-learning on TensorFlow's graph mode."""
