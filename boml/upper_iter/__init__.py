@@ -1,0 +1,9 @@
+"""Upper-level strategies (``outer_method``): Reverse, Simple, Implicit, Darts."""
+from boml.upper_iter.outer_grad import BOMLOuterGrad
+from boml.upper_iter.reverse import BOMLOuterGradReverse
+from boml.upper_iter.simple import BOMLOuterGradSimple
+from boml.upper_iter.implicit import BOMLOuterGradImplicit, conjugate_gradient
+from boml.upper_iter.darts import BOMLOuterGradDarts
+
+__all__ = ["BOMLOuterGrad", "BOMLOuterGradReverse", "BOMLOuterGradSimple", "BOMLOuterGradImplicit",
+           "BOMLOuterGradDarts", "conjugate_gradient"]

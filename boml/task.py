@@ -1,0 +1,140 @@
+"""The per-task view of the user's graph.
+
+A ``TaskProgram`` re-expresses the objectives that the user built for one task
+(on placeholders, meta-parameters and task variables) as functions of
+
+* the task's data (a slice of a batched episode, or the placeholders themselves),
+* local copies of the meta-parameters, against which hypergradients are taken,
+* the lower-level state, given per inner step.
+
+It is built inside the body of ``tf.map_fn`` for a batched experiment, so the
+graph does not grow with the meta-batch size.
+"""
+import collections
+
+import tensorflow as _tf2
+import tensorflow.compat.v1 as tf
+
+from boml import extension
+from boml.substitute import Substitution
+
+
+def _ref(obj):
+    return obj.ref()
+
+
+class TaskProgram:
+    """Objectives of one task as functions of data, meta-parameters and state.
+
+    Args:
+        data_pairs: ``(placeholder, task_value)`` pairs; empty when the
+            placeholders are fed directly.
+        meta_params: the meta-parameters (variables or tensors) whose
+            hypergradients are wanted.
+        state_vars: the task variables adapted by the lower level, in order.
+    """
+
+    def __init__(self, data_pairs, meta_params, state_vars):
+        self.meta_params = list(meta_params)
+        self.state_vars = list(state_vars)
+        self._meta_local = collections.OrderedDict()
+        pairs = list(data_pairs)
+        with tf.name_scope("meta_parameters"):
+            for param in self.meta_params:
+                local = tf.identity(param, name=_short_name(param))
+                self._meta_local[_ref(param)] = local
+                pairs.append((param, local))
+        with tf.name_scope("state_proxies"):
+            self.state_proxies = [tf.zeros(v.shape, v.dtype.base_dtype, name=_short_name(v))
+                                  for v in self.state_vars]
+        pairs.extend(zip(self.state_vars, self.state_proxies))
+        self._data_view = Substitution(pairs)
+        self._cache = {}
+
+    @property
+    def meta_locals(self):
+        """Local tensors standing for ``meta_params`` (same order)."""
+        return list(self._meta_local.values())
+
+    def local(self, tensors):
+        """Brings tensors built outside (objectives, learning rates...) into this task.
+
+        The result depends on this task's data and local meta-parameters; when it
+        depends on the lower-level state it does so through ``state_proxies``.
+        """
+        single = not isinstance(tensors, (list, tuple))
+        items = [tensors] if single else list(tensors)
+        out = []
+        for item in items:
+            if item is None:
+                out.append(None)
+                continue
+            if isinstance(item, _tf2.Variable) and _ref(item) in self._meta_local:
+                out.append(self._meta_local[_ref(item)])
+                continue
+            if isinstance(item, _tf2.Variable):
+                item = item.read_value() if hasattr(item, "handle") else item.value()
+            item = tf.convert_to_tensor(item)
+            key = item.ref()
+            if key not in self._cache:
+                self._cache[key] = self._data_view(item)
+            out.append(self._cache[key])
+        return out[0] if single else out
+
+    def at_state(self, local_tensors, state):
+        """Evaluates tensors returned by ``local`` at the lower-level ``state``.
+
+        Args:
+            local_tensors: a tensor or list of tensors from ``local``.
+            state: list of tensors, one per state variable.
+        """
+        return Substitution(zip(self.state_proxies, state))(local_tensors)
+
+    def initial_state(self):
+        """The state at the start of the episode: ``theta_0`` of every task variable."""
+        values = []
+        for var in self.state_vars:
+            source = extension.get_initial_state(var)
+            value = self.local(source)
+            values.append(tf.convert_to_tensor(value))
+        return values
+
+
+def _short_name(obj):
+    return obj.name.split(":")[0].replace("/", "_")
+
+
+def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, parallel_iterations=None):
+    """Runs ``task_fn(task_program)`` for every task of ``experiment``.
+
+    For an experiment whose placeholders carry a task axis (``meta_batch_size``
+    given) the function is traced once inside ``tf.map_fn``; otherwise it is
+    built once on the placeholders themselves.
+
+    Args:
+        experiment: a ``BOMLExperiment`` or None (objectives on plain tensors).
+        meta_params: meta-parameters whose local copies the task sees.
+        state_vars: the lower-level task variables.
+        task_fn: ``TaskProgram -> list of tensors``.
+        output_dtypes: the dtypes of ``task_fn``'s outputs, in order.
+        parallel_iterations: tasks processed concurrently by ``tf.map_fn``.
+
+    Returns:
+        The list of outputs, each with a leading task axis.
+    """
+    batched = experiment is not None and getattr(experiment, "is_batched", False)
+    if not batched:
+        with tf.name_scope("task"):
+            outputs = task_fn(TaskProgram((), meta_params, state_vars))
+        return [tf.expand_dims(o, 0) for o in outputs]
+    placeholders = experiment.task_placeholders
+    batches = experiment.batch_placeholders
+
+    def body(elements):
+        return list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars)))
+
+    body = tf.autograph.experimental.do_not_convert(body)
+    signature = [tf.TensorSpec(None, dtype) for dtype in output_dtypes]
+    outputs = tf.map_fn(body, list(batches), fn_output_signature=signature,
+                        parallel_iterations=parallel_iterations or 1, name="tasks")
+    return list(outputs)
