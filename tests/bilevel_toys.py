@@ -98,3 +98,48 @@ def build_toy(d, inner_method="Trad", outer_method="Reverse", T=5, lr=0.1, optim
     boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=meta, **ul_kwargs)
     pairs = boml_ho.outergradient.outer_grads_and_vars()
     return boml_ho, inner_grad, pairs
+
+
+# --------------------------------------------------------------------------- MAML toy
+def make_maml_data(seed=0, n=6, m=5, p=4):
+    rng = np.random.RandomState(seed)
+    return {"X": 0.6 * rng.randn(n, p), "b": 0.5 * rng.randn(n), "Xq": 0.6 * rng.randn(m, p),
+            "bq": 0.5 * rng.randn(m), "x": rng.randn(p) * 0.5}
+
+
+def maml_grad(theta, X, b):
+    h = np.tanh(X @ theta)
+    return X.T @ ((h - b) * (1 - h * h))
+
+
+def maml_loss(theta, X, b):
+    return 0.5 * np.sum((np.tanh(X @ theta) - b) ** 2)
+
+
+def maml_unroll(x, d, T, lr, first_order=False):
+    """theta_T and the gradients used; ``lr`` scalar or per-element."""
+    theta, grads = np.array(x, dtype=float), []
+    for _ in range(T):
+        g = maml_grad(theta, d["X"], d["b"])
+        grads.append(g)
+        theta = theta - lr * g
+    return theta, grads
+
+
+def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granularity="element",
+                   optimizer="SGD"):
+    """MAML through BOMLOptimizer on the tanh-regression toy."""
+    x = extension.get_outerparameter("x", d["x"])
+    theta = tf.get_variable("theta", initializer=tf.zeros([len(d["x"])], tf.float64), trainable=False)
+    extension.set_initial_state(theta, x)
+
+    def loss(X, b):
+        return 0.5 * tf.reduce_sum(tf.square(tf.tanh(tf.linalg.matvec(tf.constant(X), theta)) - tf.constant(b)))
+
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
+    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), lr, T, var_list=[theta], first_order=first_order,
+                                    learn_lr=learn_lr, lr_granularity=lr_granularity,
+                                    inner_objective_optimizer=optimizer)
+    boml_ho.ul_problem(loss(d["Xq"], d["bq"]), 1e-3, inner_grad,
+                       meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS))
+    return boml_ho, boml_ho.outergradient.outer_grads_and_vars()

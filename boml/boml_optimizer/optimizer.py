@@ -100,6 +100,7 @@ class BOMLOptimizer:
         self._meta_model = None
         self._meta_learner = None
         self._meta_update = None
+        self._grads_and_vars = None
         self._fetches = None
         self._python_steps = {}
 
@@ -368,7 +369,8 @@ class BOMLOptimizer:
     # ------------------------------------------------------------------------ upper level
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
                    outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0,
-                   tolerance=_default_tolerance, cg_max_iter=50, parallel_iterations=1):
+                   tolerance=_default_tolerance, cg_max_iter=50, cg_damping=0.0,
+                   parallel_iterations=1):
         """Defines the upper-level problem of one task (or batched experiment).
 
         Args:
@@ -384,6 +386,7 @@ class BOMLOptimizer:
             warp_lambda: WarpGrad weight of the initialization's hypergradient.
             tolerance: Implicit CG tolerance schedule ``k -> float``.
             cg_max_iter: Implicit CG iteration cap.
+            cg_damping: Implicit: solve with ``H + cg_damping * I``.
             parallel_iterations: tasks of a batched experiment run concurrently.
 
         Returns:
@@ -407,7 +410,7 @@ class BOMLOptimizer:
         if self._outergradient is None:
             options = {"truncate_iter": self._truncate_iter, "epsilon": epsilon, "warp_lambda": warp_lambda,
                        "use_warp": self._param_dict.get("use_warp", False), "tolerance": tolerance,
-                       "cg_max_iter": cg_max_iter, "parallel_iterations": parallel_iterations}
+                       "cg_max_iter": cg_max_iter, "cg_damping": cg_damping, "parallel_iterations": parallel_iterations}
             self._outergradient = self._outer_class(inner_method=self._inner_method,
                                                     **_accepted(self._outer_class, options))
         self._outergradient.compute_gradients(outer_objective, inner_grad, meta_param=meta_param)
@@ -429,6 +432,7 @@ class BOMLOptimizer:
         if self._outergradient is None:
             raise PhaseError("aggregate_all() needs at least one ul_problem(...) call before it.")
         pairs = self._outergradient.outer_grads_and_vars(aggregation_fn=aggregation_fn, gradient_clip=gradient_clip)
+        self._grads_and_vars = pairs
         with tf.name_scope("meta_update"):
             apply = self._outer_optimizer.apply_gradients(pairs)
             with tf.control_dependencies([apply]):
@@ -442,6 +446,13 @@ class BOMLOptimizer:
     @property
     def meta_update_op(self):
         return self._meta_update
+
+    @property
+    def hypergradients(self):
+        """The aggregated ``(hypergradient, meta-parameter)`` pairs applied by ``run``."""
+        if self._meta_update is None:
+            raise NotFinalizedError("hypergradients are built by aggregate_all(); call it first.")
+        return list(self._grads_and_vars)
 
     # ------------------------------------------------------------------------ evaluation
     def adapted(self, tensors, inner_grad=None, T=None):

@@ -1,4 +1,5 @@
 """Implicit hypergradient (HOAG)."""
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
@@ -12,12 +13,17 @@ def _dot(a, b):
 
 
 def conjugate_gradient(matvec, rhs, tolerance, max_iter):
-    """Solves ``A q = rhs`` for a symmetric positive definite ``A`` in the graph.
+    """Solves ``A q = rhs`` for a symmetric positive semi-definite ``A`` in the graph.
+
+    Stops when ``||A q - rhs|| <= tolerance``, after ``max_iter`` iterations, or
+    when the search direction has (numerically) no positive curvature, which
+    happens when ``A`` is singular (e.g. a softmax loss without regularization);
+    the last iterate is then returned instead of diverging.
 
     Args:
         matvec: function mapping a list of tensors ``p`` to ``A p``.
         rhs: list of tensors.
-        tolerance: scalar tensor; stop when ``||A q - rhs|| <= tolerance``.
+        tolerance: scalar tensor.
         max_iter: maximum number of iterations (python int).
 
     Returns:
@@ -27,25 +33,28 @@ def conjugate_gradient(matvec, rhs, tolerance, max_iter):
     n = len(rhs)
     q0 = [tf.zeros_like(b) for b in rhs]
     tolerance = tf.cast(tolerance, dtype)
+    tiny = tf.constant(100 * np.finfo(dtype.as_numpy_dtype).eps, dtype)
 
-    def cond(k, rs, *_):
-        return tf.logical_and(k < max_iter, tf.sqrt(rs) > tolerance)
+    def cond(k, rs, healthy, *_):
+        return tf.logical_and(tf.logical_and(k < max_iter, healthy), tf.sqrt(rs) > tolerance)
 
-    def body(k, rs, *flat):
+    def body(k, rs, healthy, *flat):
         q, r, p = list(flat[:n]), list(flat[n:2 * n]), list(flat[2 * n:])
         ap = matvec(p)
         curvature = _dot(p, ap)
-        step = rs / tf.where(curvature > 0, curvature, tf.ones_like(curvature))
+        healthy = curvature > tiny * _dot(p, p)
+        step = tf.where(healthy, rs / tf.where(healthy, curvature, tf.ones_like(curvature)),
+                        tf.zeros_like(rs))
         q = [qi + step * pi for qi, pi in zip(q, p)]
         r = [ri - step * api for ri, api in zip(r, ap)]
-        rs_new = _dot(r, r)
+        rs_new = tf.where(healthy, _dot(r, r), rs)
         p = [ri + (rs_new / rs) * pi for ri, pi in zip(r, p)]
-        return [k + 1, rs_new] + q + r + p
+        return [k + 1, rs_new, healthy] + q + r + p
 
     rs0 = _dot(rhs, rhs)
-    result = tf.while_loop(cond, body, [tf.constant(0), rs0] + q0 + list(rhs) + list(rhs),
+    result = tf.while_loop(cond, body, [tf.constant(0), rs0, tf.constant(True)] + q0 + list(rhs) + list(rhs),
                            maximum_iterations=max_iter, name="conjugate_gradient")
-    return list(result[2:2 + n]), result[0], tf.sqrt(result[1])
+    return list(result[3:3 + n]), result[0], tf.sqrt(result[1])
 
 
 @extension.register_upper_iter("Implicit")
@@ -64,20 +73,24 @@ class BOMLOuterGradImplicit(BOMLOuterGrad):
         tolerance: callable ``k -> float`` (default ``0.1 * 0.9**k``); it is fed
             at every ``run``.
         cg_max_iter: maximum CG iterations (default 50).
+        cg_damping: ``lambda >= 0`` added to the Hessian (``H + lambda I``), for
+            inner objectives that are not strongly convex (default 0).
 
     References:
         Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016.
     """
 
-    def __init__(self, inner_method=None, truncate_iter=-1, tolerance=None, cg_max_iter=50, **config):
+    def __init__(self, inner_method=None, truncate_iter=-1, tolerance=None, cg_max_iter=50, cg_damping=0.0,
+                 **config):
         super().__init__(inner_method=inner_method, truncate_iter=truncate_iter, **config)
         if not isinstance(cg_max_iter, int) or cg_max_iter < 1:
             raise InvalidArgumentError(f"cg_max_iter must be a positive integer; received {cg_max_iter!r}.")
+        if not isinstance(cg_damping, (int, float)) or cg_damping < 0:
+            raise InvalidArgumentError(f"cg_damping must be a number >= 0; received {cg_damping!r}.")
         self.cg_max_iter = cg_max_iter
+        self.cg_damping = float(cg_damping)
         self.set_tolerance(tolerance)
         self.tolerance_placeholder = tf.placeholder_with_default(tf.constant(0.1, tf.float64), [], name="tolerance")
-        self.cg_iterations = []
-        self.cg_residuals = []
 
     def set_tolerance(self, tolerance=None):
         """Sets the tolerance schedule ``k -> float``."""
@@ -105,12 +118,10 @@ class BOMLOuterGradImplicit(BOMLOuterGrad):
             point = [tf.identity(y) for y in solution]
             grads, _ = inner_gradient(task, local_inner, point)
             hvp = tf.gradients(grads, point, grad_ys=p)
-            return [tf.zeros_like(v) if h is None else h for h, v in zip(hvp, p)]
+            return [(tf.zeros_like(v) if h is None else h) + self.cg_damping * v for h, v in zip(hvp, p)]
 
         q, iterations, residual = conjugate_gradient(hessian_vector, outer_grads, self.tolerance_placeholder,
                                                      self.cg_max_iter)
-        self.cg_iterations.append(iterations)
-        self.cg_residuals.append(residual)
         q = [tf.stop_gradient(v) for v in q]
         direct = tf.gradients(outer, task.meta_locals)
         mixed = tf.gradients(-tf.add_n([tf.reduce_sum(g * v) for g, v in zip(inner_grads, q)]), task.meta_locals)

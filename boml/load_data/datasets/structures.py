@@ -1,0 +1,454 @@
+"""Numpy containers of the data layer and N-way K-shot episode sampling.
+
+* :class:`Dataset` — one array of examples with its targets.
+* :class:`Datasets` — a ``(train, validation, test)`` triple; an episode is
+  ``Datasets(train=support, test=query)``.
+* :class:`MetaDataset` — a distribution over episodes (abstract ``generate_datasets``).
+* :class:`ClassMetaDataset` — a ``MetaDataset`` over a list of image classes; it implements
+  the episode sampler used by the synthetic, Omniglot and Mini-ImageNet meta-datasets.
+* :class:`BatchQueueMock` — hands out meta-batches of episodes from one advancing RandomState.
+
+Episode conventions (every ``ClassMetaDataset``):
+
+* ``num_classes`` (N) classes are drawn without replacement; the label of a class is its
+  position in that random draw.
+* For each class ``k_train + k_test`` *distinct* images are drawn in one go, the first
+  ``k_train`` go to the support set and the rest to the query set, so support and query never
+  share an image (the original BOML rebuilt the pool per set and leaked support images into
+  the query set).
+* Images are float32 in ``[0, 1]`` with shape ``(n, H, W, C)``; targets are one-hot float32
+  ``(n, N)`` when ``one_hot_enc`` (default) else int64 labels ``(n,)``.
+* The order of the examples inside the support and inside the query set is shuffled.
+
+Nothing here imports TensorFlow.
+"""
+import numbers
+
+import numpy as np
+
+from boml.errors import DataError, InvalidArgumentError, ShapeError
+from boml.load_data.datasets.dl_utils import get_rand_state, to_one_hot_enc
+
+__all__ = ["Dataset", "Datasets", "MetaDataset", "ClassMetaDataset", "BatchQueueMock"]
+
+
+class Dataset:
+    """A set of examples: ``data`` (n, ...) and ``target`` (n,) or (n, d), both numpy arrays.
+
+    :param sample_info: optional per-example list (e.g. dicts with ``name``/``label``).
+    :param info: optional dict of dataset-level information.
+    :param name: optional name (``None`` falls back to ``info.get("_name")``).
+    """
+
+    def __init__(self, data, target, sample_info=None, info=None, name=None):
+        data = np.asarray(data)
+        target = np.asarray(target)
+        if data.ndim == 0 or target.ndim == 0:
+            raise ShapeError(
+                f"Dataset needs arrays with a leading example axis; got data shape {data.shape} and "
+                f"target shape {target.shape}. Pass arrays of shape (n, ...)."
+            )
+        if data.shape[0] != target.shape[0]:
+            raise ShapeError(
+                f"Dataset data and target disagree on the number of examples: data {data.shape}, "
+                f"target {target.shape}. Pass the same number of rows."
+            )
+        if sample_info is not None and len(sample_info) != data.shape[0]:
+            raise ShapeError(
+                f"Dataset sample_info has {len(sample_info)} entries for {data.shape[0]} examples. "
+                "Pass one entry per example or None."
+            )
+        self._data = data
+        self._target = target
+        self.sample_info = sample_info
+        self.info = dict(info) if info else {}
+        self._name = name
+
+    @property
+    def data(self):
+        return self._data
+
+    @property
+    def target(self):
+        return self._target
+
+    @property
+    def name(self):
+        return self._name if self._name is not None else self.info.get("_name")
+
+    @property
+    def num_examples(self):
+        return int(self._data.shape[0])
+
+    @property
+    def dim_data(self):
+        """``int`` for vector data (n, d), otherwise the per-example shape tuple."""
+        shape = self._data.shape[1:]
+        return int(shape[0]) if len(shape) == 1 else tuple(int(s) for s in shape)
+
+    @property
+    def dim_target(self):
+        """1 for 1-D targets, otherwise the size of the last axis."""
+        return 1 if self._target.ndim == 1 else int(self._target.shape[-1])
+
+    @property
+    def labels(self):
+        """Integer class labels (argmax of one-hot targets)."""
+        return np.argmax(self._target, axis=1) if self._target.ndim == 2 else self._target
+
+    def setting(self):
+        """A dict describing the dataset (without the arrays)."""
+        return {
+            "name": self.name,
+            "num_examples": self.num_examples,
+            "dim_data": self.dim_data,
+            "dim_target": self.dim_target,
+            "info": self.info,
+        }
+
+    @staticmethod
+    def stack(*datasets):
+        """Concatenates datasets along the example axis (``None`` entries are skipped)."""
+        datasets = [d for d in datasets if d is not None]
+        if not datasets:
+            raise InvalidArgumentError("Dataset.stack needs at least one dataset; got none.")
+        infos = [d.sample_info for d in datasets]
+        sample_info = None if any(i is None for i in infos) else [x for i in infos for x in i]
+        info = {}
+        for d in datasets:
+            info.update(d.info)
+        return Dataset(
+            np.concatenate([d.data for d in datasets]),
+            np.concatenate([d.target for d in datasets]),
+            sample_info=sample_info,
+            info=info,
+            name=datasets[0].name,
+        )
+
+    def __len__(self):
+        return self.num_examples
+
+    def __repr__(self):
+        return (
+            f"Dataset(name={self.name!r}, num_examples={self.num_examples}, dim_data={self.dim_data}, "
+            f"dim_target={self.dim_target})"
+        )
+
+
+class Datasets:
+    """A ``(train, validation, test)`` triple of datasets (any may be ``None``).
+
+    Indexing follows that order (``ds[0]`` is ``train``); ``len`` counts the non-``None`` parts.
+    """
+
+    def __init__(self, train=None, validation=None, test=None):
+        self.train = train
+        self.validation = validation
+        self.test = test
+
+    @property
+    def _lst(self):
+        return [self.train, self.validation, self.test]
+
+    @staticmethod
+    def from_list(list_of_datasets):
+        """1 element -> train; 2 -> train, test; 3 -> train, validation, test.
+
+        More than 3 elements: the list is returned unchanged (as the original did).
+        """
+        lst = list(list_of_datasets)
+        if len(lst) == 0:
+            raise InvalidArgumentError("Datasets.from_list needs 1 to 3 datasets; got an empty list.")
+        if len(lst) == 1:
+            return Datasets(train=lst[0])
+        if len(lst) == 2:
+            return Datasets(train=lst[0], test=lst[1])
+        if len(lst) == 3:
+            return Datasets(train=lst[0], validation=lst[1], test=lst[2])
+        return lst
+
+    @staticmethod
+    def stack(*datasets_s):
+        """Stacks several ``Datasets`` part by part."""
+        def _stack(parts):
+            parts = [p for p in parts if p is not None]
+            return Dataset.stack(*parts) if parts else None
+
+        return Datasets(
+            train=_stack([d.train for d in datasets_s]),
+            validation=_stack([d.validation for d in datasets_s]),
+            test=_stack([d.test for d in datasets_s]),
+        )
+
+    @property
+    def name(self):
+        return self.train.name if self.train is not None else None
+
+    def setting(self):
+        return {k: (d.setting() if hasattr(d, "setting") else None) for k, d in
+                zip(("train", "validation", "test"), self._lst)}
+
+    def __getitem__(self, item):
+        return self._lst[item]
+
+    def __len__(self):
+        return len([d for d in self._lst if d is not None])
+
+    def __iter__(self):
+        return iter([d for d in self._lst if d is not None])
+
+    def __repr__(self):
+        return f"Datasets(train={self.train!r}, validation={self.validation!r}, test={self.test!r})"
+
+
+def _normalize_num_examples(num_examples):
+    """Returns ``(n_support, n_query)`` totals from an int, a pair or None."""
+    if num_examples is None:
+        return None
+    if isinstance(num_examples, numbers.Integral):
+        num_examples = (int(num_examples), 0)
+    try:
+        vals = tuple(int(v) for v in num_examples)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(
+            f"num_examples must be an int or a (support, query) pair of ints; got {num_examples!r}."
+        ) from None
+    if len(vals) == 1:
+        vals = (vals[0], 0)
+    if len(vals) != 2 or any(v < 0 for v in vals):
+        raise InvalidArgumentError(
+            f"num_examples must be (n_support, n_query) totals >= 0; got {num_examples!r}."
+        )
+    return vals
+
+
+class MetaDataset:
+    """A distribution over few-shot episodes.
+
+    :param info: dict of information (e.g. ``{"all_classes": ...}``).
+    :param name: name of the meta-dataset (also used by the network registry).
+    :param num_classes: default number of classes N per episode.
+    :param num_examples: default ``(n_support, n_query)`` *totals* per episode, i.e.
+        ``(N * k_train, N * k_test)``; an int means a support set only.
+    :param one_hot_enc: one-hot float32 targets (default) or int64 labels.
+    """
+
+    def __init__(self, info=None, name=None, num_classes=None, num_examples=None, one_hot_enc=True,
+                 *args, **kwargs):
+        self.info = dict(info) if info else {}
+        self.name = name
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.num_examples = _normalize_num_examples(num_examples)
+        self.one_hot_enc = bool(one_hot_enc)
+        self._cached_dims = None
+
+    # -- episode generation -------------------------------------------------------------------
+    def generate_datasets(self, rand=None, num_classes=None, num_examples=None):
+        """Samples one episode: ``Datasets(train=support, test=query)``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement generate_datasets")
+
+    def generate(self, count, batch_size=1, rand=None):
+        """Yields ``count`` items: a ``Datasets`` episode if ``batch_size == 1`` else a list of them.
+
+        All episodes come from one RandomState built from ``rand`` that advances throughout.
+        """
+        rand = get_rand_state(rand)
+        count, batch_size = int(count), int(batch_size)
+        if batch_size < 1:
+            raise InvalidArgumentError(f"batch_size must be >= 1; got {batch_size}.")
+        for _ in range(count):
+            if batch_size == 1:
+                yield self.generate_datasets(rand=rand)
+            else:
+                yield self.generate_batch(batch_size, rand=rand)
+
+    def generate_batch(self, batch_size, rand=None):
+        """A list of ``batch_size`` episodes drawn from one RandomState built from ``rand``."""
+        rand = get_rand_state(rand)
+        return [self.generate_datasets(rand=rand) for _ in range(int(batch_size))]
+
+    # -- shapes ---------------------------------------------------------------------------------
+    def _dims_from_private_episode(self):
+        # Fallback for subclasses that cannot compute the shapes: sample ONE episode with a
+        # private fixed RandomState (never the caller's), and cache the result.
+        if self._cached_dims is None:
+            ep = self.generate_datasets(rand=np.random.RandomState(0))
+            self._cached_dims = (ep.train.dim_data, ep.train.dim_target)
+        return self._cached_dims
+
+    @property
+    def dim_data(self):
+        """Shape of one example (computed without consuming any randomness)."""
+        return self._dims_from_private_episode()[0]
+
+    @property
+    def dim_target(self):
+        """Size of the target vector: N when one-hot, else 1."""
+        if self.num_classes is not None:
+            return self.num_classes if self.one_hot_enc else 1
+        return self._dims_from_private_episode()[1]
+
+    @property
+    def examples_train(self):
+        """Support examples per class (``num_examples[0] // num_classes``) or None."""
+        if self.num_examples is None or not self.num_classes:
+            return None
+        return self.num_examples[0] // self.num_classes
+
+    @property
+    def examples_test(self):
+        """Query examples per class (``num_examples[1] // num_classes``) or None."""
+        if self.num_examples is None or not self.num_classes:
+            return None
+        return self.num_examples[1] // self.num_classes
+
+    def __repr__(self):
+        return (f"{type(self).__name__}(name={self.name!r}, num_classes={self.num_classes}, "
+                f"num_examples={self.num_examples})")
+
+
+class ClassMetaDataset(MetaDataset):
+    """A ``MetaDataset`` over a list of classes of images, with a leak-free episode sampler.
+
+    Subclasses provide :attr:`class_names`, :attr:`image_shape`, :meth:`class_size` and
+    :meth:`load_images`. ``load_images`` may return uint8 (scaled by 1/255) or floats in [0, 1].
+    """
+
+    @property
+    def class_names(self):
+        raise NotImplementedError
+
+    @property
+    def image_shape(self):
+        raise NotImplementedError
+
+    @property
+    def n_total_classes(self):
+        return len(self.class_names)
+
+    def class_size(self, c):
+        """Number of images of class index ``c``."""
+        raise NotImplementedError
+
+    def load_images(self, c, indices):
+        """Images ``indices`` of class index ``c`` as an array ``(len(indices),) + image_shape``."""
+        raise NotImplementedError
+
+    @property
+    def dim_data(self):
+        return tuple(int(s) for s in self.image_shape)
+
+    def _as_float(self, images):
+        images = np.asarray(images)
+        if images.dtype == np.uint8:
+            return images.astype(np.float32) / np.float32(255.0)
+        if images.dtype == np.bool_:
+            return images.astype(np.float32)
+        return images.astype(np.float32, copy=False)
+
+    def _per_class_counts(self, total, n_classes, rand):
+        per, extra = divmod(int(total), n_classes)
+        counts = np.full(n_classes, per, dtype=np.int64)
+        if extra:
+            counts[rand.choice(n_classes, extra, replace=False)] += 1
+        return counts
+
+    def generate_datasets(self, rand=None, num_classes=None, num_examples=None):
+        rand = get_rand_state(rand)
+        n_cls = int(num_classes if num_classes is not None else (self.num_classes or 0))
+        sizes = _normalize_num_examples(num_examples if num_examples is not None else self.num_examples)
+        if n_cls < 1:
+            raise InvalidArgumentError(
+                f"{self.name}: num_classes must be >= 1; got {num_classes if num_classes is not None else self.num_classes!r}. "
+                "Set std_num_classes / num_classes."
+            )
+        if sizes is None or sizes[0] < 1:
+            raise InvalidArgumentError(
+                f"{self.name}: num_examples must give at least one support example; got {sizes!r}. "
+                "Set examples_train >= 1."
+            )
+        if n_cls > self.n_total_classes:
+            raise DataError(
+                f"{self.name}: an episode needs {n_cls} classes but the split has only "
+                f"{self.n_total_classes}. Use fewer ways or a larger split."
+            )
+        classes = rand.choice(self.n_total_classes, n_cls, replace=False)
+        n_sup = self._per_class_counts(sizes[0], n_cls, rand)
+        n_que = self._per_class_counts(sizes[1], n_cls, rand)
+
+        sup_x, sup_y, sup_info, que_x, que_y, que_info = [], [], [], [], [], []
+        names = self.class_names
+        for pos, c in enumerate(classes):
+            c = int(c)
+            avail = int(self.class_size(c))
+            need = int(n_sup[pos] + n_que[pos])
+            if need > avail:
+                raise DataError(
+                    f"{self.name}: class {names[c]!r} has {avail} images but an episode needs {need} "
+                    f"({n_sup[pos]} support + {n_que[pos]} query). Ask for fewer examples_train/examples_test."
+                )
+            # ONE draw of distinct images, split into support and query: no overlap possible.
+            idx = rand.choice(avail, need, replace=False)
+            imgs = self._as_float(self.load_images(c, idx))
+            k = int(n_sup[pos])
+            sup_x.append(imgs[:k])
+            que_x.append(imgs[k:])
+            sup_y.extend([pos] * k)
+            que_y.extend([pos] * (need - k))
+            sup_info.extend({"name": names[c], "label": pos, "class_index": c, "image_index": int(i)}
+                            for i in idx[:k])
+            que_info.extend({"name": names[c], "label": pos, "class_index": c, "image_index": int(i)}
+                            for i in idx[k:])
+
+        info = {"all_classes": [names[int(c)] for c in classes], "class_indices": classes.copy()}
+
+        def _make(xs, ys, sinfo):
+            if not ys:
+                return None
+            x = np.concatenate(xs)
+            y = np.asarray(ys, dtype=np.int64)
+            perm = rand.permutation(len(y))
+            x, y = x[perm], y[perm]
+            sinfo = [sinfo[i] for i in perm]
+            target = to_one_hot_enc(y, n_cls) if self.one_hot_enc else y
+            return Dataset(x, target, sample_info=sinfo, info=info, name=self.name)
+
+        support = _make(sup_x, sup_y, sup_info)
+        query = _make(que_x, que_y, que_info)
+        return Datasets(train=support, test=query)
+
+
+class BatchQueueMock:
+    """Hands out episodes of ``metadataset`` from ONE RandomState that keeps advancing.
+
+    The original recreated the queue (and a seed-1 RandomState) every iteration and so trained
+    on the same episode forever; here every call gives new episodes, and the sequence is
+    reproducible from ``rand``.
+
+    :param n_batches: number of items returned by :meth:`get_all_batches`.
+    :param batch_size: episodes per meta-batch.
+    """
+
+    def __init__(self, metadataset, n_batches, batch_size, rand=None):
+        if int(n_batches) < 1 or int(batch_size) < 1:
+            raise InvalidArgumentError(
+                f"BatchQueueMock needs n_batches >= 1 and batch_size >= 1; got {n_batches!r}, {batch_size!r}."
+            )
+        self.metadataset = metadataset
+        self.n_batches = int(n_batches)
+        self.batch_size = int(batch_size)
+        self.rand = get_rand_state(rand)
+
+    def get_all_batches(self):
+        """``n_batches`` items: a ``Datasets`` episode each if ``batch_size == 1``, else lists."""
+        return list(self.metadataset.generate(self.n_batches, self.batch_size, self.rand))
+
+    def get_single_batch(self):
+        """One meta-batch: a list of ``batch_size`` new episodes (always a list)."""
+        return self.metadataset.generate_batch(self.batch_size, self.rand)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.get_single_batch()

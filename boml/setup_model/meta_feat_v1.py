@@ -1,0 +1,224 @@
+"""MetaFeat V1: a 4-block convolutional hyper-representation.
+
+The meta-learner is a feature extractor whose weights are meta-parameters;
+the task-specific part is a separate linear head
+(:class:`boml.setup_model.BOMLNetFeedForward`) trained in the inner loop.
+"""
+import logging
+from collections import OrderedDict
+
+import tensorflow.compat.v1 as tf
+
+from boml.errors import ShapeError
+from boml.setup_model import network_utils
+from boml.setup_model.meta_init_v1 import _factory_kwargs
+from boml.setup_model.network import BOMLNet
+
+logger = logging.getLogger(__name__)
+
+
+class BOMLNetMetaFeatV1(BOMLNet):
+    """Conv-4 feature extractor whose weights are meta-parameters (hyper-representation).
+
+    Architecture, for each block ``i`` of ``dim_hidden``: ``conv{i}`` (no bias,
+    batch norm follows; stride 2 SAME, or stride 1 SAME when ``max_pool``) ->
+    optional T-layer (1x1 ``conv{i}_z``, identity at start) or warp layer
+    (``kernel x kernel`` ``conv{i}_z`` + ``bias{i}_z``) -> batch norm (offset
+    ``bn{i}_offset``, scale ``bn{i}_scale``) -> ``activation`` -> 2x2 max pool
+    (``max_pool`` only). Output: the last block flattened (Omniglot 28x28:
+    2*2*64 = 256 features; Mini-ImageNet 84x84 with 32 filters and max pooling:
+    5*5*32 = 800), except with ``outer_method="Implicit"`` where it is globally
+    average pooled (64 features) unless ``max_pool``, as in the original BOML.
+
+    Parameters: ``outer_param_dict`` holds ``conv0 ... conv{n-1}``;
+    ``model_param_dict`` holds, in layer order, the T/warp parameters and the
+    batch-norm offset and scale. All are meta-parameters created with
+    :func:`boml.extension.get_outerparameter` (outer ones first). There are no
+    task parameters: ``var_list`` is empty and ``task_parameter`` is the outer
+    dict (``re_forward`` may replace entries of it with tensors).
+
+    Args:
+        _input: NHWC image batch.
+        name: scope name.
+        outer_param_dict: conv weights to share, or None to create them.
+        model_param_dict: meta-only parameters to share, or None.
+        use_t: insert T-layers (Lee & Choi 2018).
+        use_warp: insert warp layers (Flennerhag et al. 2020).
+        outer_method: outer strategy name; ``"Implicit"`` selects the pooled output.
+        activation: nonlinearity after normalization (None for linear).
+        var_collections: extra collections for the meta-parameters.
+        conv_initializer: initializer of the conv and warp kernels (default Glorot uniform).
+        norm: ``"batch_norm"`` or None.
+        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
+        channels: input channels (default: the input's last dimension).
+        dim_hidden: filters of each block.
+        kernel: conv kernel size.
+        max_pool: stride-1 convs followed by 2x2 max pooling.
+        reuse: False, True or ``tf.AUTO_REUSE`` (see :class:`BOMLNet`).
+        dim_output: accepted for compatibility with the meta_learner call; unused.
+        task_parameter: optional dict replacing conv weights with tensors.
+        output_weight_initializer: accepted for compatibility; unused (no head).
+
+    Raises:
+        ShapeError: the input is not rank 4, has an unknown channel count, or has
+            unknown height/width while the output is flattened.
+        InvalidArgumentError: bad ``dim_hidden``, ``kernel``, ``norm``,
+            ``data_type``, or ``use_t`` together with ``use_warp``.
+
+    Reference:
+        Franceschi et al., "Bilevel Programming for Hyperparameter Optimization
+        and Meta-Learning", ICML 2018.
+    """
+
+    def __init__(self, _input, name="BOMLNetMetaFeatV1", outer_param_dict=None, model_param_dict=None, use_t=False,
+                 use_warp=False, outer_method="Reverse", activation=tf.nn.relu, var_collections=None,
+                 conv_initializer=None, norm="batch_norm", data_type=tf.float32, channels=None,
+                 dim_hidden=(64, 64, 64, 64), kernel=3, max_pool=False, reuse=False, dim_output=None,
+                 task_parameter=None, output_weight_initializer=None):
+        what = type(self).__name__
+        self.dim_hidden, self.datatype = network_utils.check_conv_config(
+            what, dim_hidden, kernel, use_t, use_warp, data_type, activation)
+        self.norm = network_utils.parse_norm(norm)
+        self.channels = network_utils.check_image_input(_input, channels, what)
+        self.kernel = int(kernel)
+        self.max_pool = bool(max_pool)
+        self.use_t = bool(use_t)
+        self.use_warp = bool(use_warp)
+        self.outer_method = outer_method
+        self.activation = activation
+        self.dim_output = dim_output
+        self.flatten = not (outer_method == "Implicit" and not self.max_pool)
+        self.conv_initializer = network_utils.as_initializer(
+            conv_initializer, network_utils.GlorotUniform, "conv_initializer")
+        self.output_weight_initializer = output_weight_initializer
+        self.bias_initializer = tf.zeros_initializer()
+        self.meta_collections = [c for c in network_utils.as_list(var_collections)
+                                 if c not in (tf.GraphKeys.GLOBAL_VARIABLES,)]
+        self._config = dict(
+            use_t=use_t, use_warp=use_warp, outer_method=outer_method, activation=activation,
+            var_collections=var_collections, conv_initializer=conv_initializer, norm=norm, data_type=data_type,
+            channels=self.channels, dim_hidden=tuple(self.dim_hidden), kernel=kernel, max_pool=max_pool,
+            dim_output=dim_output, output_weight_initializer=output_weight_initializer)
+        if self.flatten:
+            self._check_flattenable(_input)
+        super().__init__(_input, name=name, outer_param_dict=outer_param_dict, model_param_dict=model_param_dict,
+                         task_parameter=task_parameter, var_collections=None, reuse=reuse)
+        if self._created_outer:
+            logger.debug("%s MODEL CREATED (scope %s)", self.name, self.scope_name)
+
+    def _check_flattenable(self, _input):
+        height, width = _input.shape.as_list()[1:3]
+        n = len(self.dim_hidden)
+        h = network_utils.spatial_output_size(height, n, self.max_pool)
+        w = network_utils.spatial_output_size(width, n, self.max_pool)
+        if h is None or w is None:
+            raise ShapeError(
+                f"{type(self).__name__} flattens its last block, so it needs a static input height and width; "
+                f"received an input of shape {_input.shape}. Give the placeholder a static shape such as "
+                "[None, 28, 28, 1], or use outer_method='Implicit' (global average pooling) without max_pool."
+            )
+        if h < 1 or w < 1:
+            raise ShapeError(
+                f"{type(self).__name__}: an input of shape {_input.shape} is too small for {n} blocks "
+                f"(it shrinks to {h}x{w}). Use larger images or fewer blocks."
+            )
+
+    def _creates_variables(self):
+        return not self.outer_param_dict
+
+    # ----------------------------------------------------------------------------- shapes
+    def _outer_shapes(self):
+        shapes, c_in = OrderedDict(), self.channels
+        for i, d in enumerate(self.dim_hidden):
+            shapes[f"conv{i}"] = [self.kernel, self.kernel, c_in, d]
+            c_in = d
+        return shapes
+
+    def _model_shapes(self):
+        shapes = OrderedDict()
+        for i, d in enumerate(self.dim_hidden):
+            if self.use_t:
+                shapes[f"conv{i}_z"] = [1, 1, d, d]
+            elif self.use_warp:
+                shapes[f"conv{i}_z"] = [self.kernel, self.kernel, d, d]
+                shapes[f"bias{i}_z"] = [d]
+            if self.norm is not None:
+                shapes[f"bn{i}_offset"] = [d]
+                shapes[f"bn{i}_scale"] = [d]
+        return shapes
+
+    # ----------------------------------------------------------------------------- creation
+    def create_outer_parameters(self):
+        return OrderedDict((f"conv{i}", network_utils.get_conv_weight(self, i, self.conv_initializer))
+                           for i in range(len(self.dim_hidden)))
+
+    def create_model_parameters(self):
+        params = OrderedDict()
+        for i, d in enumerate(self.dim_hidden):
+            if self.use_t:
+                params[f"conv{i}_z"] = network_utils.get_identity(
+                    d, f"conv{i}_z", conv=True, dtype=self.datatype, collections=self.meta_collections)
+            elif self.use_warp:
+                params[f"conv{i}_z"] = network_utils.get_warp_weight(self, i, self.conv_initializer)
+                params[f"bias{i}_z"] = network_utils.get_warp_bias(self, i, self.bias_initializer)
+            if self.norm is not None:
+                params[f"bn{i}_offset"], params[f"bn{i}_scale"] = network_utils.get_batch_norm_params(self, i)
+        return params
+
+    def _check_parameters(self):
+        hint = ("Share the dicts of a MetaFeat network built with the same dim_hidden, kernel, channels, use_t, "
+                "use_warp and norm (outer_param_dict=net.outer_param_dict, model_param_dict=net.model_param_dict).")
+        network_utils.check_param_dict(self.outer_param_dict, self._outer_shapes(), "outer_param_dict", hint,
+                                           self.datatype)
+        network_utils.check_param_dict(self.model_param_dict, self._model_shapes(), "model_param_dict", hint,
+                                           self.datatype)
+
+    def _check_task_parameter(self, task_parameter):
+        network_utils.check_param_dict(task_parameter, self._outer_shapes(), "task_parameter",
+                                       "task_parameter needs one tensor per conv weight, with its shape.",
+                                       self.datatype)
+
+    # ----------------------------------------------------------------------------- graph
+    def _forward(self):
+        task, model = self.task_parameter, self.model_param_dict
+        x = network_utils.cast_input(self.layers[0], self.datatype)
+        for i in range(len(self.dim_hidden)):
+            offset, scale = model.get(f"bn{i}_offset"), model.get(f"bn{i}_scale")
+            with tf.name_scope(f"block{i}"):
+                if self.use_t:
+                    x = network_utils.conv_block_t(self, task[f"conv{i}"], None, model[f"conv{i}_z"], offset, scale,
+                                                   inputs=x)
+                elif self.use_warp:
+                    x = network_utils.conv_block_warp(self, task[f"conv{i}"], None, model[f"conv{i}_z"],
+                                                      model[f"bias{i}_z"], offset, scale, inputs=x)
+                else:
+                    x = network_utils.conv_block(self, task[f"conv{i}"], None, offset, scale, inputs=x)
+            self.layers.append(x)
+        if self.flatten:
+            self.layers.append(network_utils.flatten(self.out, name="representation"))
+        else:
+            self.layers.append(tf.reduce_mean(self.out, [1, 2], name="representation"))
+
+    def _rebuild(self, new_input, task_parameter):
+        return BOMLNetMetaFeatV1(new_input, name=self.name, outer_param_dict=self.outer_param_dict,
+                                 model_param_dict=self.model_param_dict, task_parameter=task_parameter,
+                                 **self._config)
+
+
+def BOMLNetOmniglotMetaFeatV1(_input, name="BOMLNetOmniglotMetaFeatV1", **kwargs):  # noqa: N802
+    """MetaFeat Conv-4 for Omniglot: 1 channel, 4 x 64 filters, stride-2 convs.
+
+    A 28x28 input gives 2*2*64 = 256 features (64 with ``outer_method="Implicit"``).
+    Other keywords (``dim_output`` is accepted and ignored) go to :class:`BOMLNetMetaFeatV1`.
+    """
+    kwargs = _factory_kwargs(kwargs, dict(channels=1, dim_hidden=(64, 64, 64, 64), max_pool=False))
+    return BOMLNetMetaFeatV1(_input, name=name, **kwargs)
+
+
+def BOMLNetMiniMetaFeatV1(_input, name="BOMLNetMiniMetaFeatV1", **kwargs):  # noqa: N802
+    """MetaFeat Conv-4 for Mini-ImageNet: 3 channels, 4 x 32 filters, stride-1 convs and 2x2 max pooling.
+
+    An 84x84 input gives 5*5*32 = 800 features. Other keywords go to :class:`BOMLNetMetaFeatV1`.
+    """
+    kwargs = _factory_kwargs(kwargs, dict(channels=3, dim_hidden=(32, 32, 32, 32), max_pool=True))
+    return BOMLNetMetaFeatV1(_input, name=name, **kwargs)
