@@ -7,7 +7,8 @@ Import ``tensorflow.compat.v1`` and build in graph mode (see ``boml.graph_mode``
 from boml import errors, extension, utils
 from boml.boml_optimizer import BOMLOptimizer
 from boml.extension import get_outerparameter
-from boml.load_data import (BOMLExperiment, Dataset, Datasets, MetaDataset, meta_synthetic)
+from boml.load_data import (BOMLExperiment, BatchQueueMock, Dataset, Datasets, ImageNetMetaDataset, MetaDataset,
+                            OmniglotMetaDataset, meta_mini_imagenet, meta_omniglot, meta_synthetic, mnist)
 from boml.lower_iter import BOMLInnerGradAggr, BOMLInnerGradSimple, BOMLInnerGradTrad
 from boml.optimizer import BOMLOpt, BOMLOptAdam, BOMLOptMomentum, BOMLOptSGD
 from boml.upper_iter import (BOMLOuterGradDarts, BOMLOuterGradImplicit, BOMLOuterGradReverse,
@@ -16,7 +17,8 @@ from boml.upper_iter import (BOMLOuterGradDarts, BOMLOuterGradImplicit, BOMLOute
 __version__ = "0.2.0"
 
 __all__ = [
-    "BOMLOptimizer", "BOMLExperiment", "Dataset", "Datasets", "MetaDataset", "meta_synthetic",
+    "BOMLOptimizer", "BOMLExperiment", "BatchQueueMock", "Dataset", "Datasets", "MetaDataset", "meta_synthetic",
+    "meta_omniglot", "meta_mini_imagenet", "mnist", "OmniglotMetaDataset", "ImageNetMetaDataset",
     "BOMLOpt", "BOMLOptSGD", "BOMLOptMomentum", "BOMLOptAdam",
     "BOMLInnerGradTrad", "BOMLInnerGradSimple", "BOMLInnerGradAggr",
     "BOMLOuterGradReverse", "BOMLOuterGradSimple", "BOMLOuterGradImplicit", "BOMLOuterGradDarts",

@@ -438,3 +438,24 @@ def test_networks_are_registered():
         assert extension.NETWORKS.get(name) is network
     net = extension.NETWORKS.get("MetaInitV1")(tf.placeholder(tf.float32, [None, 16, 16, 2]), N, "generic")
     assert net.channels == 2 and net.out.shape.as_list() == [None, N]
+
+
+def test_fused_batch_norm_second_derivatives_match_float64_reference():
+    """The fused float32 path has the same Hessian-vector products as the exact float64 path."""
+    x_val, coeff, direction = RNG.randn(4, 5, 5, 3), RNG.randn(4, 5, 5, 3), RNG.randn(4, 5, 5, 3)
+
+    def hvp(dtype):
+        with tf.Graph().as_default(), tf.Session() as sess:
+            x = tf.placeholder(dtype, [4, 5, 5, 3])
+            offset, scale = tf.constant([0.5, -1.0, 2.0], dtype), tf.constant([2.0, 0.5, 1.5], dtype)
+            y = network_utils.batch_norm(x, offset, scale)
+            grad = tf.gradients(tf.reduce_sum(tf.constant(coeff, dtype) * y ** 3), x)[0]
+            second = tf.gradients(tf.reduce_sum(grad * tf.constant(direction, dtype)), [x, offset, scale])
+            uses_fused = any(op.type.startswith("FusedBatchNorm") for op in sess.graph.get_operations())
+            return sess.run(second, {x: x_val}), uses_fused
+
+    exact, fused_in_64 = hvp(tf.float64)
+    fast, fused_in_32 = hvp(tf.float32)
+    assert fused_in_32 and not fused_in_64
+    for a, b in zip(exact, fast):
+        assert np.max(np.abs(a - b)) / np.max(np.abs(a)) < 1e-5

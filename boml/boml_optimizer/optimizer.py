@@ -370,7 +370,7 @@ class BOMLOptimizer:
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
                    outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0,
                    tolerance=_default_tolerance, cg_max_iter=50, cg_damping=0.0,
-                   parallel_iterations=1):
+                   parallel_iterations=16):
         """Defines the upper-level problem of one task (or batched experiment).
 
         Args:

@@ -276,10 +276,13 @@ def batch_norm(x, offset=None, scale=None, epsilon=BATCH_NORM_EPSILON, name="bat
     training and at test time (transductive batch norm); no moving averages
     are kept.
 
-    The moments are written out (mean of squared deviations) instead of
-    calling ``tf.nn.moments``, whose variance stops the gradient through the
-    mean: that is exact for first derivatives but not for the second-order
-    derivatives that MAML-style meta-gradients take through the inner loop.
+    Rank-4 float32 inputs with an offset and a scale use the fused kernel
+    (``tf.nn.fused_batch_norm``), whose second derivatives are exact. Otherwise
+    (float64, or no offset/scale) the moments are written out (mean of squared
+    deviations) instead of calling ``tf.nn.moments``, whose variance stops the
+    gradient through the mean: that is exact for first derivatives but not for
+    the second-order derivatives that MAML-style meta-gradients take through
+    the inner loop.
 
     Args:
         x: tensor ``[..., C]``.
@@ -289,6 +292,12 @@ def batch_norm(x, offset=None, scale=None, epsilon=BATCH_NORM_EPSILON, name="bat
         name: name scope.
     """
     with tf.name_scope(name):
+        if (x.shape.ndims == 4 and offset is not None and scale is not None
+                and x.dtype.base_dtype in (tf.float32, tf.float16, tf.bfloat16)):
+            # The fused kernel is faster and its second derivatives are exact (tested).
+            output, _, _ = tf.nn.fused_batch_norm(x, tf.cast(scale, tf.float32), tf.cast(offset, tf.float32),
+                                                  epsilon=epsilon, is_training=True)
+            return output
         axes = list(range(x.shape.ndims - 1)) if x.shape.ndims is not None else [0, 1, 2]
         mean = tf.reduce_mean(x, axes, name="mean")
         variance = tf.reduce_mean(tf.square(x - mean), axes, name="variance")
