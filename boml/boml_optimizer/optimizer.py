@@ -20,6 +20,7 @@ in the graph).
 """
 import collections
 import inspect
+import re
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -171,7 +172,9 @@ class BOMLOptimizer:
             The network object.
         """
         self._check_building("meta_learner")
-        version = str(meta_model).upper()
+        version = str(meta_model)
+        if re.fullmatch(r"[vV]\d+", version):  # "v1" (the original's default) means "V1"
+            version = version.upper()
         dataset_name = getattr(getattr(dataset, "train", dataset), "name", None) if dataset is not None else None
         candidates = ([f"{dataset_name}{self._method}{version}"] if dataset_name else []) + \
             [f"{self._method}{version}"]
@@ -285,6 +288,11 @@ class BOMLOptimizer:
                 )
             var_list = model.var_list
         var_list = list(var_list)
+        if not var_list:
+            raise InvalidArgumentError(
+                "var_list is empty: the lower level has no task variables to adapt. Pass var_list=ex.model.var_list "
+                "after setting ex.model = boml_ho.base_learner(...)."
+            )
         self._check_learning_rate(learning_rate)
         if lr_granularity not in LR_GRANULARITIES:
             raise InvalidArgumentError(
