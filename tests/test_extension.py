@@ -84,7 +84,7 @@ def test_user_network_selected_by_meta_model():
                                       n_classes=(4, 2, 2), examples_per_class=4)
         ex = boml.BOMLExperiment(dataset)
         boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
-        net = boml_ho.meta_learner(ex.x, dataset, meta_model="tiny")
+        net = boml_ho.meta_learner(ex.x, dataset, meta_model="Tiny")
         assert calls and net.out.shape.as_list()[-1] == 4 * 4 * 4
     finally:
         extension.NETWORKS.unregister("SyntheticMetaFeatTiny")
