@@ -28,7 +28,9 @@ def session(fresh_graph):
 
 @pytest.fixture
 def shared_data():
-    """Path to ../shared/data; tests needing it skip when it is absent."""
+    """Path to ../shared/data; tests needing it skip when it is absent (and fail under CI=true)."""
     if not os.path.isdir(SHARED_DATA):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the real-data tests, but {SHARED_DATA} does not exist.")
         pytest.skip(f"real datasets not found at {SHARED_DATA}")
     return SHARED_DATA
