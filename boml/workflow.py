@@ -74,8 +74,8 @@ _OMNIGLOT_5W1S = dict(dataset="omniglot", split="vinyals", classes=5, examples_t
 #: meta-training (``max_minutes``); see the README's results table for the figures.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "maml-omniglot-5w1s": dict(
-        _OMNIGLOT_5W1S, algorithm="maml", meta_batch_size=8, T=1, T_test=3, lr=0.4, meta_lr=1e-3,
-        meta_train_iterations=6000, max_minutes=30.0, save_interval=500, val_interval=500),
+        _OMNIGLOT_5W1S, algorithm="maml", num_filters=32, meta_batch_size=8, T=1, T_test=3, lr=0.4, meta_lr=1e-3,
+        meta_train_iterations=20000, max_minutes=30.0, save_interval=500, val_interval=500),
     "maml-omniglot-5w5s": dict(
         _OMNIGLOT_5W1S, algorithm="maml", examples_train=5, meta_batch_size=8, T=1, T_test=3, lr=0.4,
         meta_lr=1e-3, meta_train_iterations=6000, max_minutes=30.0, save_interval=500, val_interval=500),
@@ -695,7 +695,7 @@ def train(config: Config, dataset=None, log=None) -> Dict[str, Any]:
             if c.print_interval and (step % c.print_interval == 0 or step == c.meta_train_iterations):
                 acc = sess.run(model.adapted_accuracy, {**inner_fd, **outer_fd})
                 acc = float(np.mean(acc))
-                running["accuracy"] = acc if "accuracy" not in running else 0.9 * running["accuracy"] + 0.1 * acc
+                running["accuracy"] = acc if "accuracy" not in running else 0.7 * running["accuracy"] + 0.3 * acc
                 now = time.perf_counter()
                 speed = (step - tick_step) / max(now - tick, 1e-9)
                 tick, tick_step = now, step

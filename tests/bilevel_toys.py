@@ -81,7 +81,8 @@ def relative_error(a, b):
 
 
 def build_toy(d, inner_method="Trad", outer_method="Reverse", T=5, lr=0.1, optimizer="SGD", truncate_iter=-1,
-              alpha=0.0, learn_alpha=False, learn_alpha_itr=False, learn_st=False, s=1.0, t=1.0, **ul_kwargs):
+              alpha=0.0, learn_alpha=False, learn_alpha_itr=False, learn_st=False, s=1.0, t=1.0, learn_lr=False,
+              **ul_kwargs):
     """Builds the toy through ``BOMLOptimizer``; returns (optimizer, W variable, hypergradient pairs)."""
     X, b = tf.constant(d["X"]), tf.constant(d["b"])
     Xq, bq = tf.constant(d["Xq"]), tf.constant(d["bq"])
@@ -93,7 +94,8 @@ def build_toy(d, inner_method="Trad", outer_method="Reverse", T=5, lr=0.1, optim
     boml_ho = boml.BOMLOptimizer("MetaFeat", inner_method, outer_method, truncate_iter=truncate_iter)
     inner_grad = boml_ho.ll_problem(inner, lr, T, var_list=[y], inner_objective_optimizer=optimizer,
                                     outer_objective=outer, alpha_init=alpha, learn_alpha=learn_alpha,
-                                    learn_alpha_itr=learn_alpha_itr, learn_st=learn_st, s=s, t=t)
+                                    learn_alpha_itr=learn_alpha_itr, learn_st=learn_st, s=s, t=t,
+                                    learn_lr=learn_lr, lr_granularity="scalar")
     meta = [W] + [v for v in tf.get_collection(extension.GraphKeys.METAPARAMETERS) if v is not W]
     boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=meta, **ul_kwargs)
     pairs = boml_ho.outergradient.outer_grads_and_vars()
@@ -143,3 +145,34 @@ def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granula
     boml_ho.ul_problem(loss(d["Xq"], d["bq"]), 1e-3, inner_grad,
                        meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS))
     return boml_ho, boml_ho.outergradient.outer_grads_and_vars()
+
+
+# --------------------------------------------------------------------------- hyper-representation toy, more meta-parameters
+def build_toy_with_start(d, outer_method="Reverse", T=5, lr=0.1, optimizer="SGD", learn_lr=False,
+                         lr_granularity="scalar", first_order=False, **ul_kwargs):
+    """The hyper-representation toy whose lower dynamics also start from a meta-parameter.
+
+    Meta-parameters: ``W``, ``y_start`` (the state y_0, via ``set_initial_state``) and,
+    with ``learn_lr``, the inner step size. The numpy reference is
+    ``unroll(W, d, T, lr, optimizer, y0=y_start)`` with ``d["y0"]`` as y_start.
+
+    Returns:
+        (optimizer, inner strategy, hypergradient pairs).
+    """
+    X, b = tf.constant(d["X"]), tf.constant(d["b"])
+    Xq, bq = tf.constant(d["Xq"]), tf.constant(d["bq"])
+    W = extension.get_outerparameter("W", d["W"])
+    y_start = extension.get_outerparameter("y_start", d["y0"])
+    y = tf.get_variable("y", initializer=tf.zeros([d["k"]], tf.float64), trainable=False)
+    extension.set_initial_state(y, y_start)
+    inner = 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(X, W), y) - b)) + \
+        0.5 * RHO * tf.reduce_sum(tf.square(y))
+    outer = 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(Xq, W), y) - bq))
+    boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", outer_method)
+    inner_grad = boml_ho.ll_problem(inner, lr, T, var_list=[y], inner_objective_optimizer=optimizer,
+                                    learn_lr=learn_lr, lr_granularity=lr_granularity, first_order=first_order)
+    meta = [W, y_start] + [v for v in tf.get_collection(extension.GraphKeys.METAPARAMETERS)
+                           if v is not W and v is not y_start]
+    boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=meta, **ul_kwargs)
+    pairs = boml_ho.outergradient.outer_grads_and_vars()
+    return boml_ho, inner_grad, pairs

@@ -191,3 +191,21 @@ def test_bda_reverse_equals_finite_differences(session, per_step, optimizer):
     fd_t = toys.central_difference(lambda t: objective(d["W"], t=float(t)), np.asarray(t0))
     assert toys.relative_error(grads["s"], fd_s) < 1e-6
     assert toys.relative_error(grads["t"], fd_t) < 1e-6
+
+
+def test_darts_learned_step_size_matches_one_step_reverse(session):
+    d = toys.make_data(seed=9)
+    T, lr = 3, 0.1
+    _, _, pairs = toys.build_toy(d, outer_method="Darts", T=T, lr=lr, epsilon=1e-4, learn_lr=True)
+    session.run(tf.global_variables_initializer())
+    grads = {v.name.split(":")[0].split("/")[-1]: session.run(g) for g, v in pairs}
+    frozen = toys.unroll(d["W"], d, T - 1, lr)
+
+    def one_step(W, rate):
+        y, _ = toys.unroll(W, d, T, rate, start=frozen, start_step=T)
+        return toys.outer_value(y, W, d)
+
+    fd_lr = toys.central_difference(lambda r: one_step(d["W"], float(r)), np.asarray(lr))
+    fd_w = toys.central_difference(lambda W: one_step(W, lr), d["W"])
+    assert toys.relative_error(grads["lr"], fd_lr) < 1e-6
+    assert toys.relative_error(grads["W"], fd_w) < 1e-6

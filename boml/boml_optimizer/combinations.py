@@ -5,7 +5,7 @@ METHODS = ("MetaInit", "MetaFeat")
 
 ALLOWED_COMBINATIONS = {
     "MetaInit": {"Simple": ["Simple"]},
-    "MetaFeat": {"Trad": ["Reverse", "Implicit", "Darts"], "Aggr": ["Reverse", "Darts"]},
+    "MetaFeat": {"Trad": ["Reverse", "Implicit", "Darts", "Forward"], "Aggr": ["Reverse", "Darts", "Forward"]},
 }
 
 

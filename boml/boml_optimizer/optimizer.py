@@ -378,7 +378,7 @@ class BOMLOptimizer:
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
                    outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0,
                    tolerance=_default_tolerance, cg_max_iter=50, cg_damping=0.0,
-                   parallel_iterations=16):
+                   parallel_iterations=16, forward_max_dim=1000):
         """Defines the upper-level problem of one task (or batched experiment).
 
         Args:
@@ -396,6 +396,7 @@ class BOMLOptimizer:
             cg_max_iter: Implicit CG iteration cap.
             cg_damping: Implicit: solve with ``H + cg_damping * I``.
             parallel_iterations: tasks of a batched experiment run concurrently.
+            forward_max_dim: Forward: cap on the number of scalar hyperparameters.
 
         Returns:
             self.
@@ -418,7 +419,8 @@ class BOMLOptimizer:
         if self._outergradient is None:
             options = {"truncate_iter": self._truncate_iter, "epsilon": epsilon, "warp_lambda": warp_lambda,
                        "use_warp": self._param_dict.get("use_warp", False), "tolerance": tolerance,
-                       "cg_max_iter": cg_max_iter, "cg_damping": cg_damping, "parallel_iterations": parallel_iterations}
+                       "cg_max_iter": cg_max_iter, "cg_damping": cg_damping, "parallel_iterations": parallel_iterations,
+                       "forward_max_dim": forward_max_dim}
             self._outergradient = self._outer_class(inner_method=self._inner_method,
                                                     **_accepted(self._outer_class, options))
         self._outergradient.compute_gradients(outer_objective, inner_grad, meta_param=meta_param)
