@@ -129,7 +129,7 @@ def maml_unroll(x, d, T, lr, first_order=False):
 
 
 def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granularity="element",
-                   optimizer="SGD"):
+                   optimizer="SGD", outer_method="Simple", **ll_kwargs):
     """MAML through BOMLOptimizer on the tanh-regression toy."""
     x = extension.get_outerparameter("x", d["x"])
     theta = tf.get_variable("theta", initializer=tf.zeros([len(d["x"])], tf.float64), trainable=False)
@@ -138,10 +138,10 @@ def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granula
     def loss(X, b):
         return 0.5 * tf.reduce_sum(tf.square(tf.tanh(tf.linalg.matvec(tf.constant(X), theta)) - tf.constant(b)))
 
-    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", outer_method)
     inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), lr, T, var_list=[theta], first_order=first_order,
                                     learn_lr=learn_lr, lr_granularity=lr_granularity,
-                                    inner_objective_optimizer=optimizer)
+                                    inner_objective_optimizer=optimizer, **ll_kwargs)
     boml_ho.ul_problem(loss(d["Xq"], d["bq"]), 1e-3, inner_grad,
                        meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS))
     return boml_ho, boml_ho.outergradient.outer_grads_and_vars()

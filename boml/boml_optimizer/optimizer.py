@@ -246,7 +246,8 @@ class BOMLOptimizer:
     def ll_problem(self, inner_objective, learning_rate, T, var_list=None, experiment=None,
                    inner_objective_optimizer="SGD", outer_objective=None, learn_lr=False, learn_st=False,
                    alpha_init=0.0, s=1.0, t=1.0, learn_alpha=False, learn_alpha_itr=False, first_order=False,
-                   loss_func=utils.cross_entropy, momentum=0.5, lr_granularity="element", **inner_kargs):
+                   loss_func=utils.cross_entropy, momentum=0.5, lr_granularity="element", l1_reg=0.0, l2_reg=0.0,
+                   use_mask=False, mask_init=0.0, mask_temperature=1.0, **inner_kargs):
         """Defines the lower-level problem of one task (or one batched experiment).
 
         Args:
@@ -270,6 +271,12 @@ class BOMLOptimizer:
             lr_granularity: with ``learn_lr``: ``"element"`` (one step size per
                 parameter entry, as in Meta-SGD), ``"tensor"`` (one per variable)
                 or ``"scalar"`` (one shared, as the original BOML).
+            l1_reg, l2_reg: rates of ``l1 * sum|y|`` and ``l2 * sum y^2 / 2`` over
+                ``var_list``, added to the inner objective (so applied at every step).
+            use_mask: MT-net's learned update mask: one logit per output unit of
+                every task variable; only the units whose sampled mask is 1 adapt.
+            mask_init: initial mask logit (0 gives probability 1/2).
+            mask_temperature: temperature of the relaxed Bernoulli sample.
             **inner_kargs: optimizer settings (``beta1``, ``beta2``, ``epsilon``,
                 ``use_nesterov``).
 
@@ -298,12 +305,21 @@ class BOMLOptimizer:
             raise InvalidArgumentError(
                 f"lr_granularity must be one of {LR_GRANULARITIES}; received {lr_granularity!r}."
             )
+        for rate, name in ((l1_reg, "l1_reg"), (l2_reg, "l2_reg")):
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
+                raise InvalidArgumentError(f"{name} must be a number >= 0; received {rate!r}.")
+        if l2_reg:
+            inner_objective = inner_objective + utils.get_L2Reg(var_list, l2_reg)
+        if l1_reg:
+            inner_objective = inner_objective + utils.get_L1Reg(var_list, l1_reg)
         rates = self._inner_learning_rates(learning_rate, var_list, learn_lr, lr_granularity)
         optimizer = make_optimizer(inner_objective_optimizer, self._learning_rate, momentum=momentum, **inner_kargs)
         config = {}
         if self._inner_method == "Aggr":
             config.update(self._bda_parameters(T, alpha_init, s, t, learn_alpha, learn_alpha_itr, learn_st,
                                                var_list[0].dtype.base_dtype.as_numpy_dtype))
+        if use_mask:
+            config.update(mask_logits=self._mask_logits(var_list, mask_init), mask_temperature=mask_temperature)
         inner_grad = self._inner_class(inner_objective, var_list, optimizer, T, learning_rates=rates,
                                        outer_objective=outer_objective, experiment=experiment,
                                        first_order=first_order, **config)
@@ -354,6 +370,18 @@ class BOMLOptimizer:
                 f"{len(self._learned_rates)}, this one has {len(var_list)}."
             )
         return list(self._learned_rates)
+
+    def _mask_logits(self, var_list, mask_init):
+        """MT-net mask logits, one per output unit (last axis) of each task variable, shared by all tasks."""
+        if getattr(self, "_masks", None) is None:
+            with tf.variable_scope(self._scope, auxiliary_name_scope=False):
+                with tf.name_scope(self._scope.original_name_scope):
+                    self._masks = [
+                        extension.get_outerparameter(
+                            f"mask_logit_{index}",
+                            np.full(var.shape.as_list()[-1:], mask_init, var.dtype.base_dtype.as_numpy_dtype))
+                        for index, var in enumerate(var_list)]
+        return list(self._masks)
 
     def _bda_parameters(self, T, alpha_init, s, t, learn_alpha, learn_alpha_itr, learn_st, dtype):
         if self._bda is None:

@@ -85,6 +85,8 @@ class BOMLInnerGrad:
         self.learning_rates = list(learning_rates) if learning_rates is not None else None
         self.experiment = experiment
         self.first_order = bool(first_order)
+        self.mask_logits = config.pop("mask_logits", None)
+        self.mask_temperature = float(config.pop("mask_temperature", 1.0))
         self.config = dict(config)
 
     # ----------------------------------------------------------------- API compatibility
@@ -120,6 +122,32 @@ class BOMLInnerGrad:
         return [tf.cast(task.local(r if not isinstance(r, (int, float)) else tf.constant(r)), v.dtype.base_dtype)
                 for r, v in zip(rates, self.var_list)]
 
+    def update_masks(self, task, differentiable=True):
+        """MT-net masks ``M`` (one per task variable), or None without ``use_mask``.
+
+        Training samples a relaxed Bernoulli mask per task, ``sigmoid((logit + logistic
+        noise) / temperature)``, thresholded at 1/2 in the forward pass with the
+        relaxed gradient (straight-through) so the logits learn. Evaluation uses the
+        deterministic mask ``logit > 0``. Units whose mask is 0 do not adapt.
+
+        References:
+            Lee and Choi, "Gradient-Based Meta-Learning with Learned Layerwise Metric
+            and Subspace", ICML 2018.
+        """
+        if not self.mask_logits:
+            return None
+        masks = []
+        for logit, var in zip(self.mask_logits, self.var_list):
+            logit = tf.cast(task.local(logit), var.dtype.base_dtype)
+            if not differentiable:
+                masks.append(tf.cast(logit > 0, logit.dtype))
+                continue
+            uniform = tf.random.uniform(tf.shape(logit), 1e-6, 1 - 1e-6, dtype=logit.dtype)
+            soft = tf.sigmoid((logit + tf.math.log(uniform) - tf.math.log(1 - uniform)) / self.mask_temperature)
+            hard = tf.cast(soft > 0.5, soft.dtype)
+            masks.append(hard + soft - tf.stop_gradient(soft))
+        return masks
+
     def unroll(self, task, differentiable=True, truncate_iter=-1, keep_previous=False, T=None):
         """Builds the dynamics of one task.
 
@@ -142,11 +170,14 @@ class BOMLInnerGrad:
             y0 = [tf.stop_gradient(v) for v in y0]
         slots0 = self.optimizer.init_slots(y0)
         cut = truncate_iter is not None and 0 <= truncate_iter < T
+        masks = self.update_masks(task, differentiable)
 
         def transition(step, state, slots):
             direction = self.direction(task, objectives, state, step)
             if self.first_order or not differentiable:
                 direction = [tf.stop_gradient(d) for d in direction]
+            if masks is not None:
+                direction = [d * m for d, m in zip(direction, masks)]
             return self.optimizer.step(state, direction, slots, step, rates)
 
         if self.unroll_in_python:
