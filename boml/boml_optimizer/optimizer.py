@@ -405,6 +405,7 @@ class BOMLOptimizer:
     # ------------------------------------------------------------------------ upper level
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
                    outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0,
+                   warp_objective="trajectory",
                    tolerance=_default_tolerance, cg_max_iter=50, cg_damping=0.0,
                    parallel_iterations=16, forward_max_dim=1000):
         """Defines the upper-level problem of one task (or batched experiment).
@@ -420,6 +421,8 @@ class BOMLOptimizer:
             epsilon: DARTS finite-difference scale.
             momentum: momentum of the ``Momentum`` outer optimizer.
             warp_lambda: WarpGrad weight of the initialization's hypergradient.
+            warp_objective: WarpGrad meta-objective, ``"trajectory"`` (published) or
+                ``"unrolled"`` (the original BOML's variant).
             tolerance: Implicit CG tolerance schedule ``k -> float``.
             cg_max_iter: Implicit CG iteration cap.
             cg_damping: Implicit: solve with ``H + cg_damping * I``.
@@ -446,6 +449,7 @@ class BOMLOptimizer:
             self._outer_optimizer = OUTER_OPTIMIZERS[outer_objective_optimizer](self._meta_learning_rate, momentum)
         if self._outergradient is None:
             options = {"truncate_iter": self._truncate_iter, "epsilon": epsilon, "warp_lambda": warp_lambda,
+                       "warp_objective": warp_objective,
                        "use_warp": self._param_dict.get("use_warp", False), "tolerance": tolerance,
                        "cg_max_iter": cg_max_iter, "cg_damping": cg_damping, "parallel_iterations": parallel_iterations,
                        "forward_max_dim": forward_max_dim}
