@@ -4,7 +4,7 @@ from boml.errors import InvalidCombinationError, InvalidArgumentError
 METHODS = ("MetaInit", "MetaFeat")
 
 ALLOWED_COMBINATIONS = {
-    "MetaInit": {"Simple": ["Simple"]},
+    "MetaInit": {"Simple": ["Simple", "Reptile"]},
     "MetaFeat": {"Trad": ["Reverse", "Implicit", "Darts", "Forward"], "Aggr": ["Reverse", "Darts", "Forward"]},
 }
 

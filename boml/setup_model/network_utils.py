@@ -517,3 +517,44 @@ def check_dim_output(what, dim_output):
             f"{what}: dim_output must be a positive integer (the number of classes N); received {dim_output!r}."
         )
     return dims, int(dims[-1])
+
+
+# ------------------------------------------------------------------ residual (V2) helpers
+def residual_block(x, skip_weight, conv_weights, skip_bias=None, conv_biases=None, norm_params=None,
+                   activation=None, name="residual_block"):
+    """A residual block of the V2 networks, followed by a 2x2 max pool (stride 2, SAME).
+
+    ``out = max_pool(skip(x) + main(x))`` where ``skip`` is the 1x1 convolution
+    ``skip_weight`` (+ ``skip_bias``) and ``main`` chains, for each kernel of
+    ``conv_weights``: convolution (stride 1, SAME) -> optional bias ->
+    optional :func:`batch_norm` with the matching ``(offset, scale)`` of
+    ``norm_params`` -> ``activation``. Every operation has exact second
+    derivatives, so MAML-style meta-gradients can be taken through it.
+
+    Args:
+        x: NHWC input.
+        skip_weight: ``[1, 1, c_in, c_out]`` kernel of the skip connection.
+        conv_weights: list of ``[k, k, c, c_out]`` kernels of the main path.
+        skip_bias: optional ``[c_out]`` bias of the skip connection.
+        conv_biases: optional list (same length as ``conv_weights``) of biases or None.
+        norm_params: optional list of ``(offset, scale)`` pairs, one per convolution.
+        activation: nonlinearity after each normalized convolution (None: linear).
+        name: name scope.
+
+    Returns:
+        The pooled block output, ``ceil(h/2) x ceil(w/2) x c_out``.
+    """
+    with tf.name_scope(name):
+        skip = conv2d(x, skip_weight, name="skip")
+        if skip_bias is not None:
+            skip = skip + skip_bias
+        h = x
+        for j, weight in enumerate(conv_weights):
+            h = conv2d(h, weight, name=f"conv{j}")
+            if conv_biases is not None and conv_biases[j] is not None:
+                h = h + conv_biases[j]
+            if norm_params is not None:
+                h = batch_norm(h, norm_params[j][0], norm_params[j][1], name=f"batch_norm{j}")
+            if activation is not None:
+                h = activation(h)
+        return tf.nn.max_pool2d(tf.add(skip, h, name="sum"), ksize=2, strides=2, padding="SAME")

@@ -4,7 +4,8 @@ from boml.upper_iter.reverse import BOMLOuterGradReverse
 from boml.upper_iter.simple import BOMLOuterGradSimple
 from boml.upper_iter.implicit import BOMLOuterGradImplicit, conjugate_gradient
 from boml.upper_iter.darts import BOMLOuterGradDarts
+from boml.upper_iter.reptile import BOMLOuterGradReptile
 from boml.upper_iter.forward import BOMLOuterGradForward
 
 __all__ = ["BOMLOuterGrad", "BOMLOuterGradReverse", "BOMLOuterGradSimple", "BOMLOuterGradImplicit",
-           "BOMLOuterGradDarts", "BOMLOuterGradForward", "conjugate_gradient"]
+           "BOMLOuterGradDarts", "BOMLOuterGradReptile", "BOMLOuterGradForward", "conjugate_gradient"]

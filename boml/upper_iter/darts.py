@@ -45,8 +45,6 @@ class BOMLOuterGradDarts(BOMLOuterGrad):
         previous = [tf.stop_gradient(y) for y in trajectory.previous]
         objectives = inner_grad.local_objectives(task)
         rates = inner_grad.local_learning_rates(task)
-        outer = task.at_state(objectives["outer"] if objectives["outer"] is not None
-                              else task.local(outer_objective), final)
         local_outer = task.local(outer_objective)
         outer = task.at_state(local_outer, final)
         inner = task.at_state(objectives["inner"], final)
