@@ -27,7 +27,8 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(exclude=("tests", "tests.*", "examples", "benchmarks", "docs")),
     install_requires=_requirements(),
-    extras_require={"test": ["pytest>=7", "pytest-cov", "ruff"], "docs": ["sphinx>=7"]},
+    extras_require={"test": ["pytest>=7", "pytest-cov>=7", "coverage>=7.10", "ruff", "sphinx>=7"],
+                    "docs": ["sphinx>=7"]},
     entry_points={"console_scripts": ["boml=boml.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -65,6 +65,7 @@ OPTIONS = [
     ("classes", ["-nc"], _number(int, 2), "N-way"),
     ("examples_train", ["-etr"], _number(int, 1), "K-shot (support examples per class)"),
     ("examples_test", ["-etes"], _number(int, 1), "query examples per class"),
+    ("train_examples_test", [], _number(int, 1), "query examples per class in meta-training (default: examples_test)"),
     ("meta_batch_size", ["-mbs"], _number(int, 1), "tasks per meta-update"),
     ("meta_train_iterations", ["-mti"], _number(int, 0), "meta-iterations"),
     ("max_minutes", [], _number(float, 0, strict=True, allow_none=True),
@@ -115,8 +116,9 @@ BOOLEANS = [
 
 def _add_bool(group, name, shorts, help_text):
     group.add_argument(f"--{name}", *shorts, dest=name, nargs="?", const=True, default=None, type=parse_bool,
-                       metavar="true|false", help=help_text)
-    group.add_argument(f"--no-{name}", f"--no_{name}", dest=name, action="store_false", help=argparse.SUPPRESS)
+                       metavar="true|false", help=f"{help_text}; --no-{name} for false")
+    group.add_argument(f"--no-{name}", f"--no_{name}", dest=name, action="store_false", default=None,
+                       help=argparse.SUPPRESS)
 
 
 def build_parser():

@@ -147,7 +147,7 @@ def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granula
     return boml_ho, boml_ho.outergradient.outer_grads_and_vars()
 
 
-# --------------------------------------------------------------------------- hyper-representation toy, more meta-parameters
+# ------------------------------------------------------------- hyper-representation toy, more meta-parameters
 def build_toy_with_start(d, outer_method="Reverse", T=5, lr=0.1, optimizer="SGD", learn_lr=False,
                          lr_granularity="scalar", first_order=False, **ul_kwargs):
     """The hyper-representation toy whose lower dynamics also start from a meta-parameter.

@@ -168,7 +168,7 @@ def test_labels_are_a_random_permutation_of_positions():
     mappings = set()
     for ep in md.generate(20, rand=0):
         mappings.add(tuple(ep.train.info["class_indices"]))
-        lab_to_cls = {int(l): int(i) // 1000 for l, i in zip(ep.train.labels, _ids(ep.train))}
+        lab_to_cls = {int(label): int(i) // 1000 for label, i in zip(ep.train.labels, _ids(ep.train))}
         assert [lab_to_cls[k] for k in range(5)] == list(ep.train.info["class_indices"])
     assert len(mappings) > 1
 

@@ -236,7 +236,8 @@ class BOMLOptimizer:
                 "base_learner for MetaFeat needs the number of classes: pass dataset=<Datasets> (or "
                 "dim_output=<int>) to meta_learner, or call set_output_dim(N) first."
             )
-        return BOMLNetFeedForward(_input, dims=dims, output_weight_initializer=weights_initializer, name=name)
+        return BOMLNetFeedForward(_input, dims=dims, output_weight_initializer=weights_initializer, name=name,
+                                  data_type=_input.dtype.base_dtype)
 
     def set_output_dim(self, dim_output):
         """Number of classes of the MetaFeat base learner (when no experiment was given)."""
@@ -350,8 +351,10 @@ class BOMLOptimizer:
                 with tf.name_scope(self._scope.original_name_scope):
                     dtype = var_list[0].dtype.base_dtype
                     if not learn_lr:
-                        self._learning_rate = (tf.cast(learning_rate, dtype, name="lr") if isinstance(learning_rate, (tf.Tensor, tf.Variable))
-                                               else tf.constant(learning_rate, dtype, name="lr"))
+                        if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+                            self._learning_rate = tf.cast(learning_rate, dtype, name="lr")
+                        else:
+                            self._learning_rate = tf.constant(learning_rate, dtype, name="lr")
                         self._learned_rates = [self._learning_rate] * len(var_list)
                     elif granularity == "scalar":
                         self._learning_rate = extension.get_outerparameter(

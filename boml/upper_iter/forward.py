@@ -47,8 +47,13 @@ def batched_jvp(outputs, inputs, tangents, num_directions):
     if not outputs:
         return []
 
+    def batched_shape(o):
+        if o.shape.is_fully_defined():
+            return [num_directions] + o.shape.as_list()
+        return tf.concat([[num_directions], tf.shape(o)], 0)
+
     def zeros():
-        return [tf.zeros(tf.concat([[num_directions], tf.shape(o)], 0), o.dtype) for o in outputs]
+        return [tf.zeros(batched_shape(o), o.dtype) for o in outputs]
 
     if num_directions == 0:
         return zeros()
@@ -64,7 +69,7 @@ def batched_jvp(outputs, inputs, tangents, num_directions):
         return [tf.zeros_like(o) if j is None else j for j, o in zip(jvps, outputs)]
 
     results = tf.vectorized_map(one_direction, [t for _, t in used], fallback_to_while_loop=True, warn=False)
-    return [tf.reshape(r, tf.concat([[num_directions], tf.shape(o)], 0)) for r, o in zip(results, outputs)]
+    return [tf.reshape(r, batched_shape(o)) for r, o in zip(results, outputs)]
 
 
 def _static_size(tensor):
@@ -187,7 +192,7 @@ class BOMLOuterGradForward(BOMLOuterGrad):
             terms = [tf.linalg.matvec(tf.reshape(z, [dim, -1]), tf.reshape(g, [-1]))
                      for z, g in zip(final_tangents, state_grads) if g is not None]
             if terms:
-                through_dynamics = tf.add_n(terms)
+                through_dynamics = tf.add_n([tf.cast(term, terms[0].dtype) for term in terms])
                 offset = 0
                 for k, size in zip(active, sizes):
                     local = meta_locals[k]

@@ -328,7 +328,8 @@ def _index_dir(root, alphabets):
     files = {}
     for alphabet in sorted(os.listdir(root)):
         a_dir = os.path.join(root, alphabet)
-        if not os.path.isdir(a_dir) or alphabet.startswith(".") or (alphabets is not None and alphabet not in alphabets):
+        if (not os.path.isdir(a_dir) or alphabet.startswith(".")
+                or (alphabets is not None and alphabet not in alphabets)):
             continue
         for char in sorted(os.listdir(a_dir)):
             c_dir = os.path.join(a_dir, char)

@@ -359,7 +359,8 @@ class ClassMetaDataset(MetaDataset):
         sizes = _normalize_num_examples(num_examples if num_examples is not None else self.num_examples)
         if n_cls < 1:
             raise InvalidArgumentError(
-                f"{self.name}: num_classes must be >= 1; got {num_classes if num_classes is not None else self.num_classes!r}. "
+                f"{self.name}: num_classes must be >= 1; "
+                f"got {num_classes if num_classes is not None else self.num_classes!r}. "
                 "Set std_num_classes / num_classes."
             )
         if sizes is None or sizes[0] < 1:
