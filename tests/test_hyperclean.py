@@ -1,0 +1,89 @@
+"""Data hyper-cleaning, small CI version: few examples and steps, real MNIST (skipped when absent).
+
+The full benchmark is ``python examples/hyper_cleaning.py``."""
+import os
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from boml import hyperclean
+from boml.errors import InvalidArgumentError, UnknownNameError
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    folder = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
+    if not os.path.isdir(folder):
+        pytest.skip(f"MNIST not found at {folder}")
+    return hyperclean.prepare_data(folder, n_train=400, n_valid=400, n_test=1000, seed=3)
+
+
+def test_prepare_data_corrupts_half_of_the_labels_with_another_class(small_data):
+    data = small_data
+    assert data.x_train.shape == (400, 784) and data.x_valid.shape == (400, 784) and data.x_test.shape == (1000, 784)
+    assert data.corrupted.sum() == 200
+    noisy = data.y_train.argmax(1)
+    assert np.all(noisy[data.corrupted] != data.clean_labels[data.corrupted])
+    assert np.all(noisy[~data.corrupted] == data.clean_labels[~data.corrupted])
+    np.testing.assert_allclose(data.y_train.sum(1), 1.0)
+
+
+def test_prepare_data_checks_its_arguments():
+    with pytest.raises(InvalidArgumentError, match="corruption"):
+        hyperclean.prepare_data("/nonexistent", corruption=1.5)
+    with pytest.raises(InvalidArgumentError, match="n_test"):
+        hyperclean.prepare_data("/nonexistent", n_test=20000)
+
+
+def test_rhg_pushes_corrupted_weights_below_clean_ones(small_data):
+    config = hyperclean.CleaningConfig(T=30, inner_lr=0.1, hyper_iterations=15, meta_lr=0.05, final_T=100)
+    cleaner = hyperclean.HyperCleaner(small_data, "RHG", config)
+    try:
+        start = cleaner.step()["outer_loss"]
+        for _ in range(config.hyper_iterations - 1):
+            last = cleaner.step()["outer_loss"]
+        weights = cleaner.current_weights()
+    finally:
+        cleaner.close()
+    assert last < start
+    assert weights.min() >= 0.0 and weights.max() <= 1.0
+    corrupted, clean = weights[small_data.corrupted], weights[~small_data.corrupted]
+    assert corrupted.mean() < clean.mean() - 0.2
+    assert np.median(corrupted) < np.median(clean)
+    # "weight below the clean median" detects the corrupted examples much better than chance.
+    assert hyperclean.detection_scores(weights, small_data.corrupted, np.median(clean))["f1"] > 0.7
+
+
+def test_unknown_method_is_rejected(small_data):
+    with pytest.raises(UnknownNameError, match="RHG"):
+        hyperclean.HyperCleaner(small_data, "Nope")
+
+
+def test_detection_scores():
+    weights = np.array([0.0, 0.0, 0.5, 1.0, 0.0005])
+    corrupted = np.array([True, False, True, False, True])
+    scores = hyperclean.detection_scores(weights, corrupted)
+    assert scores["flagged"] == 3
+    assert scores["precision"] == pytest.approx(2 / 3) and scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    with pytest.raises(InvalidArgumentError):
+        hyperclean.detection_scores(weights, corrupted[:3])
+
+
+def test_projection_onto_box_and_l1_ball(session):
+    values = np.array([-0.5, 0.2, 0.7, 1.8, 0.9])
+    box = session.run(hyperclean.project_weights(tf.constant(values)))
+    np.testing.assert_allclose(box, np.clip(values, 0, 1))
+    ball = session.run(hyperclean.project_weights(tf.constant(values), radius=2.0))
+    # clip(v - tau, 0, 1) with sum 2: tau = 0.3 gives [0, 0, 0.4, 1, 0.6].
+    np.testing.assert_allclose(ball, [0.0, 0.0, 0.4, 1.0, 0.6], atol=1e-9)
+    inside = session.run(hyperclean.project_weights(tf.constant(values), radius=10.0))
+    np.testing.assert_allclose(inside, np.clip(values, 0, 1))
+
+
+def test_config_is_validated():
+    with pytest.raises(InvalidArgumentError, match="initial_weight"):
+        hyperclean.CleaningConfig(initial_weight=2.0)
+    with pytest.raises(InvalidArgumentError, match="T must be a positive integer"):
+        hyperclean.CleaningConfig().replace(T=0)
