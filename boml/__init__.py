@@ -11,8 +11,8 @@ from boml.load_data import (BOMLExperiment, BatchQueueMock, Dataset, Datasets, I
                             OmniglotMetaDataset, meta_mini_imagenet, meta_omniglot, meta_synthetic, mnist)
 from boml.lower_iter import BOMLInnerGradAggr, BOMLInnerGradSimple, BOMLInnerGradTrad
 from boml.optimizer import BOMLOpt, BOMLOptAdam, BOMLOptMomentum, BOMLOptSGD
-from boml.upper_iter import (BOMLOuterGradDarts, BOMLOuterGradImplicit, BOMLOuterGradReverse,
-                             BOMLOuterGradSimple)
+from boml.upper_iter import (BOMLOuterGradDarts, BOMLOuterGradForward, BOMLOuterGradImplicit,
+                             BOMLOuterGradReptile, BOMLOuterGradReverse, BOMLOuterGradSimple)
 
 __version__ = "0.2.0"
 
@@ -22,6 +22,7 @@ __all__ = [
     "BOMLOpt", "BOMLOptSGD", "BOMLOptMomentum", "BOMLOptAdam",
     "BOMLInnerGradTrad", "BOMLInnerGradSimple", "BOMLInnerGradAggr",
     "BOMLOuterGradReverse", "BOMLOuterGradSimple", "BOMLOuterGradImplicit", "BOMLOuterGradDarts",
+    "BOMLOuterGradForward", "BOMLOuterGradReptile",
     "get_outerparameter", "errors", "extension", "utils",
 ]
 

@@ -88,7 +88,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         T=1, T_test=3, lr=0.1, meta_lr=1e-3, meta_train_iterations=20000, max_minutes=30.0, save_interval=500,
         val_interval=500),
     "rhg-omniglot-5w1s": dict(
-        _OMNIGLOT_5W1S, algorithm="rhg", meta_batch_size=8, T=5, lr=0.1, meta_lr=1e-3,
+        _OMNIGLOT_5W1S, algorithm="rhg", meta_batch_size=8, T=5, T_test=20, lr=0.1, meta_lr=1e-3,
         meta_train_iterations=6000, max_minutes=30.0, save_interval=500, val_interval=500),
     "maml-synthetic": dict(
         dataset="synthetic", algorithm="maml", classes=5, examples_train=1, examples_test=5, meta_batch_size=4,

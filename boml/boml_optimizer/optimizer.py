@@ -53,8 +53,8 @@ class BOMLOptimizer:
             MT-net, WarpGrad) or ``"MetaFeat"`` (meta-features: RHG, TRHG, HOAG,
             DARTS, BDA).
         inner_method: lower strategy name: ``"Simple"``, ``"Trad"`` or ``"Aggr"``.
-        outer_method: upper strategy name: ``"Simple"``, ``"Reverse"``,
-            ``"Implicit"`` or ``"Darts"``.
+        outer_method: upper strategy name: ``"Simple"``, ``"Reptile"``,
+            ``"Reverse"``, ``"Forward"``, ``"Implicit"`` or ``"Darts"``.
         truncate_iter: -1 for full Reverse; K >= 0 back-propagates through the
             last K inner steps only (TRHG).
         experiments: optional list of ``BOMLExperiment`` (informational).
