@@ -1,0 +1,127 @@
+"""``python -m boml``: flag parsing (booleans, no prefix matching), presets, train and evaluate end to end."""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from boml import workflow
+from boml.__main__ import build_parser, config_from_args, main, parse_bool
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse(*argv):
+    return build_parser().parse_args(["train", *argv])
+
+
+@pytest.mark.parametrize("text,value", [("true", True), ("False", False), ("yes", True), ("0", False),
+                                        ("ON", True), ("n", False)])
+def test_parse_bool(text, value):
+    assert parse_bool(text) is value
+
+
+def test_parse_bool_rejects_other_words():
+    with pytest.raises(argparse.ArgumentTypeError, match="expected a boolean"):
+        parse_bool("maybe")
+
+
+@pytest.mark.parametrize("argv,value", [
+    ([], None),
+    (["--learn_lr"], True),
+    (["--learn_lr", "true"], True),
+    (["--learn_lr", "false"], False),
+    (["--learn_lr=False"], False),  # the original's type=bool parsed this as True
+    (["--no-learn_lr"], False),
+    (["--no_learn_lr"], False),
+    (["-lrl", "false"], False),
+])
+def test_boolean_flags(argv, value):
+    assert parse(*argv).learn_lr is value
+
+
+def test_a_bare_boolean_before_another_flag():
+    args = parse("--first_order", "--meta_lr", "0.01")
+    assert args.first_order is True and args.meta_lr == 0.01
+
+
+@pytest.mark.parametrize("argv", [
+    ["--meta-lr", "0.1"],      # the original's prefix collision with --meta-lr-decay-rate
+    ["--meta_l", "0.1"],       # abbreviations are never expanded
+    ["--learn", "true"],
+    ["--lr", "-0.1"],
+    ["--lr", "abc"],
+    ["--T", "0"],
+    ["--meta_batch_size", "2.5"],
+    ["--learn_lr", "maybe"],
+])
+def test_bad_flags_are_argparse_errors(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(*argv)
+    assert exit_info.value.code == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_original_names_and_short_forms():
+    args = parse("-mbs", "4", "-mlr", "0.01", "--meta-lr-decay-rate", "0.5", "-T", "3", "-nc", "20",
+                 "-etr", "5", "-etes", "2", "-io", "Momentum", "-oo", "SGD", "-cv", "1.5", "-tr_ir", "1")
+    assert (args.meta_batch_size, args.meta_lr, args.meta_lr_decay_rate, args.T) == (4, 0.01, 0.5, 3)
+    assert (args.classes, args.examples_train, args.examples_test) == (20, 5, 2)
+    assert (args.inner_opt, args.outer_opt, args.clip_value, args.truncate_iter) == ("Momentum", "SGD", 1.5, 1)
+
+
+def test_iterations_to_test_are_integers():
+    args = build_parser().parse_args(["evaluate", "--run_dir", "x", "--iterations_to_test", "100", "2000"])
+    assert args.iterations_to_test == [100, 2000]
+
+
+def test_preset_then_json_then_flags(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"T": 4, "meta_batch_size": 6}))
+    config = config_from_args(parse("--preset", "rhg-omniglot-5w1s", "--config", str(path), "--T", "7"))
+    assert config.algorithm == "rhg" and config.T == 7 and config.meta_batch_size == 6
+    assert config.lr == workflow.PRESETS["rhg-omniglot-5w1s"]["lr"]
+    # An explicit triple replaces the preset's algorithm; the unspecified parts are kept.
+    config = config_from_args(parse("--preset", "rhg-omniglot-5w1s", "--outer_method", "Implicit")).validate()
+    assert (config.algorithm, config.method, config.inner_method, config.outer_method) == \
+        (None, "MetaFeat", "Trad", "Implicit")
+
+
+def test_boml_errors_exit_with_a_clear_message(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--algorithm", "mamll", "--logdir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "UnknownNameError: Unknown algorithm 'mamll'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--preset", "nope"])
+    assert "Unknown preset 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--run_dir", str(tmp_path / "missing")])
+    assert "config.json" in capsys.readouterr().err
+
+
+def test_train_then_evaluate(tmp_path, capsys):
+    argv = ["train", "--preset", "maml-synthetic", "--image_size", "8", "--num_filters", "4", "--classes", "3",
+            "--examples_test", "2", "--meta_batch_size", "2", "--meta_train_iterations", "4", "--test_episodes", "6",
+            "--save_interval", "2", "--val_interval", "0", "--print_interval", "2", "--logdir", str(tmp_path),
+            "--name", "cli", "--learn_lr", "false", "--quiet"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["iterations"] == 4 and summary["test_episodes"] == 6
+    results = json.loads((tmp_path / "cli" / "results.json").read_text())
+    assert results["config"]["learn_lr"] is False and results["config"]["meta_batch_size"] == 2
+    assert main(["evaluate", "--run_dir", str(tmp_path / "cli"), "-itt", "2", "4", "--test_episodes", "6",
+                 "--quiet"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [r["iteration"] for r in rows] == [2, 4]
+    assert rows[1]["accuracy"] == pytest.approx(summary["test_accuracy"], abs=1e-5)
+
+
+def test_module_entry_point_runs():
+    done = subprocess.run([sys.executable, "-m", "boml", "presets"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "maml-omniglot-5w1s" in done.stdout and "rhg-omniglot-5w1s" in done.stdout
