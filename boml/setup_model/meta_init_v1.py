@@ -200,16 +200,7 @@ class BOMLNetMetaInitV1(BOMLNet):
         return params
 
     def create_task_parameters(self):
-        if self._created_outer:  # meta-learner: the forward pass reads the meta-parameters themselves
-            return OrderedDict(self.outer_param_dict)
-        collections = list(dict.fromkeys(list(self.var_collections) + [tf.GraphKeys.GLOBAL_VARIABLES]))
-        copies = OrderedDict()
-        for key, outer in self.outer_param_dict.items():
-            copy = tf.get_variable(key, initializer=outer.initial_value, dtype=outer.dtype.base_dtype,
-                                   trainable=False, collections=collections)
-            extension.set_initial_state(copy, outer)
-            copies[key] = copy
-        return copies
+        return self.copy_outer_parameters()
 
     def _check_parameters(self):
         hint = ("A base learner must be built with the meta-learner's dicts: outer_param_dict="

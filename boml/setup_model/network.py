@@ -128,6 +128,24 @@ class BOMLNet:
         """Returns the parameters the forward pass uses when none are given (default: the outer ones)."""
         return OrderedDict(self._outer_param_dict)
 
+    def copy_outer_parameters(self):
+        """Task variables for a MetaInit base learner: one copy per outer parameter.
+
+        Each copy starts every episode from its outer parameter
+        (``boml.extension.set_initial_state``); a meta-learner (which created the
+        outer parameters) uses them directly instead.
+        """
+        if self._created_outer:
+            return OrderedDict(self.outer_param_dict)
+        collections = list(dict.fromkeys(list(self.var_collections) + [tf.GraphKeys.GLOBAL_VARIABLES]))
+        copies = OrderedDict()
+        for key, outer in self.outer_param_dict.items():
+            copy = tf.get_variable(key, initializer=outer.initial_value, dtype=outer.dtype.base_dtype,
+                                   trainable=False, collections=collections)
+            extension.set_initial_state(copy, outer)
+            copies[key] = copy
+        return copies
+
     def _check_parameters(self):
         """Validates the outer and model parameter dicts (subclasses check keys and shapes)."""
 
