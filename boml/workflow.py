@@ -78,14 +78,14 @@ _OMNIGLOT_5W1S = dict(dataset="omniglot", split="vinyals", classes=5, examples_t
 PRESETS: Dict[str, Dict[str, Any]] = {
     "maml-omniglot-5w1s": dict(
         _OMNIGLOT_5W1S, algorithm="maml", num_filters=32, train_examples_test=5, meta_batch_size=8, T=1, T_test=3,
-        lr=0.4, meta_lr=1e-3, meta_train_iterations=20000, max_minutes=30.0, save_interval=500, val_interval=500),
+        lr=0.4, meta_lr=1e-3, meta_train_iterations=60000, max_minutes=30.0, save_interval=500, val_interval=500),
     "maml-omniglot-5w5s": dict(
         _OMNIGLOT_5W1S, algorithm="maml", examples_train=5, num_filters=32, train_examples_test=5, meta_batch_size=8,
-        T=1, T_test=3, lr=0.4, meta_lr=1e-3, meta_train_iterations=20000, max_minutes=30.0, save_interval=500,
+        T=1, T_test=3, lr=0.4, meta_lr=1e-3, meta_train_iterations=60000, max_minutes=30.0, save_interval=500,
         val_interval=500),
     "maml-omniglot-20w1s": dict(
         _OMNIGLOT_5W1S, algorithm="maml", classes=20, num_filters=32, train_examples_test=5, meta_batch_size=4,
-        T=1, T_test=3, lr=0.1, meta_lr=1e-3, meta_train_iterations=20000, max_minutes=30.0, save_interval=500,
+        T=1, T_test=3, lr=0.1, meta_lr=1e-3, meta_train_iterations=60000, max_minutes=30.0, save_interval=500,
         val_interval=500),
     "rhg-omniglot-5w1s": dict(
         _OMNIGLOT_5W1S, algorithm="rhg", meta_batch_size=8, T=5, T_test=20, lr=0.1, meta_lr=1e-3,

@@ -209,3 +209,25 @@ def test_darts_learned_step_size_matches_one_step_reverse(session):
     fd_w = toys.central_difference(lambda W: one_step(W, lr), d["W"])
     assert toys.relative_error(grads["lr"], fd_lr) < 1e-6
     assert toys.relative_error(grads["W"], fd_w) < 1e-6
+
+
+def _forward_and_reverse_loops():
+    loops = [op.name for op in tf.get_default_graph().get_operations() if op.type in ("While", "StatelessWhile")]
+    reverse = [name for name in loops if "_grad" in name]
+    return [name for name in loops if name not in reverse], reverse
+
+
+def test_truncated_reverse_stores_nothing_for_the_frozen_steps():
+    """TRHG runs steps 1..T-K in a loop of their own that the reverse pass never enters
+    (no accumulators, no backward loop for it); only the last K steps are back-propagated."""
+    d = toys.make_data(seed=3)
+    with tf.Graph().as_default():
+        toys.build_toy(d, T=6, lr=0.1, truncate_iter=2)
+        forward, reverse = _forward_and_reverse_loops()
+    assert len(forward) == 2 and len(reverse) == 1
+    frozen = [name for name in forward if not any(name.split("/")[-1] + "_grad" in r for r in reverse)]
+    assert len(frozen) == 1
+    with tf.Graph().as_default():
+        toys.build_toy(d, T=6, lr=0.1)
+        forward, reverse = _forward_and_reverse_loops()
+    assert len(forward) == 1 and len(reverse) == 1

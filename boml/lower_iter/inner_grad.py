@@ -189,29 +189,44 @@ class BOMLInnerGrad:
                 previous = state
                 state, slots = transition(step, state, slots)
                 states.append(state)
+        elif cut:
+            # The first T-K steps are a constant for the hypergradient: they run in a loop of
+            # their own whose outputs are cut, so the reverse pass keeps nothing of them.
+            states, head = None, T - truncate_iter
+            state, slots, previous = _while_loop(transition, [tf.stop_gradient(v) for v in y0],
+                                                 [tf.stop_gradient(s) for s in slots0], 1, head, keep_previous)
+            state, slots = [tf.stop_gradient(v) for v in state], [tf.stop_gradient(s) for s in slots]
+            previous = [tf.stop_gradient(v) for v in previous] if keep_previous else None
+            if truncate_iter > 0:
+                state, slots, previous = _while_loop(transition, state, slots, head + 1, T, keep_previous)
         else:
             states = None
-            n, m = len(y0), len(slots0)
-
-            def body(step, *flat):
-                state, slots = list(flat[:n]), list(flat[n:n + m])
-                if cut:
-                    frozen = step <= T - truncate_iter + 1
-                    state = [tf.compat.v2.where(frozen, tf.stop_gradient(v), v) for v in state]
-                    slots = [tf.compat.v2.where(frozen, tf.stop_gradient(s), s) for s in slots]
-                new_state, new_slots = transition(step, state, slots)
-                extra = list(state) if keep_previous else []
-                return [step + 1] + list(new_state) + list(new_slots) + extra
-
-            loop_vars = [tf.constant(1)] + list(y0) + list(slots0) + (list(y0) if keep_previous else [])
-            result = tf.while_loop(lambda step, *_: step <= T, body, loop_vars, maximum_iterations=T,
-                                   name="lower_dynamics")
-            state, slots = list(result[1:1 + n]), list(result[1 + n:1 + n + m])
-            previous = list(result[1 + n + m:]) if keep_previous else None
+            state, slots, previous = _while_loop(transition, y0, slots0, 1, T, keep_previous)
         if cut and truncate_iter == 0:
             state = [tf.stop_gradient(v) for v in state]
         return Trajectory(initial=y0, final=list(state), previous=previous if keep_previous else None,
                           slots=list(slots), states=states)
+
+
+def _while_loop(transition, state, slots, first, last, keep_previous):
+    """Steps ``first..last`` (1-based, inclusive) of the dynamics as one ``tf.while_loop``.
+
+    Returns:
+        ``(state, slots, previous)``; ``previous`` is the state before the last
+        step when ``keep_previous``, else None.
+    """
+    n, m = len(state), len(slots)
+
+    def body(step, *flat):
+        current, current_slots = list(flat[:n]), list(flat[n:n + m])
+        new_state, new_slots = transition(step, current, current_slots)
+        return [step + 1] + list(new_state) + list(new_slots) + (current if keep_previous else [])
+
+    loop_vars = [tf.constant(first)] + list(state) + list(slots) + (list(state) if keep_previous else [])
+    result = tf.while_loop(lambda step, *_: step <= last, body, loop_vars, maximum_iterations=last - first + 1,
+                           name="lower_dynamics")
+    previous = list(result[1 + n + m:]) if keep_previous else None
+    return list(result[1:1 + n]), list(result[1 + n:1 + n + m]), previous
 
 
 def inner_gradient(task, objective, state):
