@@ -104,7 +104,8 @@ def _short_name(obj):
     return obj.name.split(":")[0].replace("/", "_")
 
 
-def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, parallel_iterations=None):
+def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, parallel_iterations=None,
+                   training=False):
     """Runs ``task_fn(task_program)`` for every task of ``experiment``.
 
     For an experiment whose placeholders carry a task axis (``meta_batch_size``
@@ -118,6 +119,8 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         task_fn: ``TaskProgram -> list of tensors``.
         output_dtypes: the dtypes of ``task_fn``'s outputs, in order.
         parallel_iterations: tasks processed concurrently by ``tf.map_fn``.
+        training: the graph is fed meta-training episodes, whose sizes
+            (``experiment.episode_sizes``, when known) are made static.
 
     Returns:
         The list of outputs, each with a leading task axis.
@@ -131,6 +134,8 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
     batches = experiment.batch_placeholders
 
     def body(elements):
+        if training:
+            elements = experiment.with_episode_shapes(elements)
         return list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars)))
 
     body = tf.autograph.experimental.do_not_convert(body)

@@ -32,6 +32,13 @@ class BOMLExperiment:
         dim_data: shape of one example (e.g. ``(28, 28, 1)``) when no datasets.
         dim_target: number of classes (or target size) when no datasets.
         name: name scope of the placeholders.
+        episode_sizes: ``(n_support, n_query)`` examples per task of the
+            meta-training episodes of a batched experiment, ``"auto"`` (default:
+            ``datasets.train.num_examples`` when the meta-dataset declares it) or
+            None (any size). Known sizes make the shapes of the meta-gradient
+            graph static, which builds and starts faster; ``BOMLOptimizer.run``
+            then checks the fed episodes against them. Evaluation graphs
+            (``BOMLOptimizer.adapted``) accept any size either way.
 
     Attributes:
         x, y, x_, y_: per-task placeholders the objectives are built on.
@@ -40,7 +47,7 @@ class BOMLExperiment:
     """
 
     def __init__(self, datasets=None, dtype=tf.float32, meta_batch_size=None, dim_data=None, dim_target=None,
-                 name="experiment"):
+                 name="experiment", episode_sizes="auto"):
         check_graph_mode("BOMLExperiment")
         if datasets is not None:
             train = datasets.train if hasattr(datasets, "train") else datasets
@@ -72,6 +79,7 @@ class BOMLExperiment:
                 self.y_batch = tf.placeholder(dtype, (None, None, self.dim_target), name="y_batch")
                 self.x__batch = tf.placeholder(dtype, (None, None) + self.dim_data, name="x__batch")
                 self.y__batch = tf.placeholder(dtype, (None, None, self.dim_target), name="y__batch")
+        self.episode_sizes = _episode_sizes(episode_sizes, datasets) if self.is_batched else None
         self.model = None
         self.errors = {}
         self.scores = {}
@@ -91,6 +99,35 @@ class BOMLExperiment:
         if not self.is_batched:
             raise InvalidArgumentError("This experiment has no task axis; create it with meta_batch_size=B.")
         return [self.x_batch, self.y_batch, self.x__batch, self.y__batch]
+
+    def with_episode_shapes(self, elements):
+        """One task's ``(x, y, x_, y_)`` slices with the meta-training sizes made static.
+
+        Returns ``elements`` unchanged when ``episode_sizes`` is None; otherwise
+        each slice gets a runtime-checked static leading dimension.
+        """
+        if self.episode_sizes is None:
+            return list(elements)
+        support, query = self.episode_sizes
+        return [tf.ensure_shape(e, [n] + e.shape.as_list()[1:])
+                for e, n in zip(elements, (support, support, query, query))]
+
+    def check_training_feed(self, feed):
+        """Raises ``ShapeError`` if ``feed`` holds episodes of other sizes than ``episode_sizes``."""
+        if self.episode_sizes is None:
+            return
+        support, query = self.episode_sizes
+        for placeholder, size, what in ((self.x_batch, support, "support"), (self.y_batch, support, "support"),
+                                        (self.x__batch, query, "query"), (self.y__batch, query, "query")):
+            value = feed.get(placeholder)
+            shape = np.shape(value) if value is not None else None
+            if shape is not None and (len(shape) < 2 or shape[1] != size):
+                raise ShapeError(
+                    f"This experiment meta-trains on episodes of {support} support and {query} query examples per "
+                    f"task (episode_sizes={self.episode_sizes}), but the fed {what} batch has shape {shape}. "
+                    f"Sample training episodes from the dataset the experiment was built with, or create it with "
+                    f"BOMLExperiment(..., episode_sizes=None) to accept any size."
+                )
 
     def feed_dicts(self, episodes):
         """``(inner_feed_dict, outer_feed_dict)`` for an episode or a list of episodes.
@@ -140,6 +177,28 @@ class BOMLExperiment:
                 f"The {what} targets have shape {target_shape}; expected ({data_shape[0]}, {self.dim_target}) "
                 f"one-hot rows, one per example (use one_hot_enc=True)."
             )
+
+
+def _episode_sizes(value, datasets):
+    if isinstance(value, str) and value == "auto":
+        train = getattr(datasets, "train", datasets)
+        sizes = getattr(train, "num_examples", None)
+        if isinstance(sizes, tuple) and len(sizes) == 2 and all(isinstance(v, int) and v > 0 for v in sizes):
+            return sizes
+        return None
+    if value is None:
+        return None
+    try:
+        sizes = tuple(value)
+    except TypeError:
+        sizes = ()
+    if len(sizes) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
+                                  for v in sizes):
+        raise InvalidArgumentError(
+            f"episode_sizes must be 'auto', None or a pair (n_support, n_query) of positive integers (examples per "
+            f"task, all classes together); received {value!r}."
+        )
+    return (int(sizes[0]), int(sizes[1]))
 
 
 def _split(episode):

@@ -102,7 +102,7 @@ class BOMLOuterGrad:
         dtypes = [objective_dtype, objective_dtype] + [_dtype(p) for p in meta_param]
         with tf.name_scope(type(self).__name__):
             outputs = map_over_tasks(inner_grad.experiment, meta_param, inner_grad.var_list, task_fn, dtypes,
-                                     self.parallel_iterations)
+                                     self.parallel_iterations, training=True)
         self._records.append({"meta_param": meta_param, "outer_losses": outputs[0], "inner_losses": outputs[1],
                               "hypergradients": outputs[2:]})
         return meta_param
