@@ -55,10 +55,11 @@ def main():
     parser.add_argument("--meta-batch", type=int, default=32)
     parser.add_argument("--T", type=int, default=5)
     parser.add_argument("--steps", type=int, default=8, help="timed meta-iterations after the first")
-    parser.add_argument("--parallel-iterations", type=int, default=8)
+    parser.add_argument("--parallel-iterations", type=int, default=32)
     parser.add_argument("--xla", action="store_true", help="XLA auto-clustering (global_jit_level ON_1)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
+    parser.add_argument("--no-batch-norm", action="store_true", help="conv-4 without batch norm (norm=None)")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     args = parser.parse_args()
     method, inner, outer, ll_flags = ALGORITHMS[args.algorithm]
@@ -68,7 +69,8 @@ def main():
     start = time.perf_counter()
     ex = boml.BOMLExperiment(dataset, meta_batch_size=args.meta_batch)
     boml_ho = boml.BOMLOptimizer(method, inner, outer, truncate_iter=1 if args.algorithm == "TRHG" else -1)
-    meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1")
+    meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1",
+                                        **({"norm": None} if args.no_batch_norm else {}))
     if method == "MetaInit":
         ex.model = boml_ho.base_learner(ex.x, meta_learner)
         outer_objective = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
@@ -108,7 +110,7 @@ def main():
         calls = CountingSession.calls / max(len(times), 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"algorithm={args.algorithm} data={source} meta_batch={args.meta_batch} T={args.T} "
-          f"parallel_iterations={args.parallel_iterations}")
+          f"parallel_iterations={args.parallel_iterations} batch_norm={not args.no_batch_norm}")
     print(f"graph build: {build:.2f} s ({ops} ops)")
     print(f"first meta-iteration: {first:.2f} s (session.run calls: {calls_first}, one reads the global step)")
     print(f"steady state: {statistics.median(times):.3f} s/iter median of {len(times)} "
