@@ -16,7 +16,11 @@ not depend on T; Reverse keeps the trajectory for the backward pass.
 
 The hypergradients of both methods are compared (same T, same initial point).
 
+TRHG (``--methods TRHG``) back-propagates the last ``--truncate-iter`` steps only:
+its memory grows with K, not T.
+
     python benchmarks/forward_vs_reverse.py [--T 10 100 1000] [--dims 1 10] [--n-train 2000]
+                                            [--methods Forward Reverse TRHG] [--truncate-iter 10]
 """
 import argparse
 import multiprocessing
@@ -72,7 +76,9 @@ def measure(method, dim, T, args):
         inner = (boml.utils.cross_entropy(tf.matmul(xt, W) + b, yt)
                  + 0.5 * tf.reduce_sum(rho * tf.reduce_sum(tf.square(W), axis=0)))
         outer = boml.utils.cross_entropy(tf.matmul(xv, W) + b, yv)
-        boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", method)
+        truncate = args.truncate_iter if method == "TRHG" else -1
+        boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse" if method == "TRHG" else method,
+                                     truncate_iter=truncate)
         inner_grad = boml_ho.ll_problem(inner, args.lr, T, var_list=[W, b],
                                         inner_objective_optimizer=args.optimizer)
         boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=[rho], mlr_decay=0.0)
@@ -124,7 +130,9 @@ def main(argv=None):
     parser.add_argument("--mnist", default=os.environ.get("BOML_MNIST", DEFAULT_MNIST), help="MNIST folder")
     parser.add_argument("--T", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--dims", type=int, nargs="+", default=[1, 10], choices=[1, 10])
-    parser.add_argument("--methods", nargs="+", default=["Forward", "Reverse"])
+    parser.add_argument("--methods", nargs="+", default=["Forward", "Reverse"],
+                        choices=["Forward", "Reverse", "TRHG"])
+    parser.add_argument("--truncate-iter", type=int, default=10, help="K of TRHG (Reverse through the last K steps)")
     parser.add_argument("--n-train", type=int, default=2000)
     parser.add_argument("--n-valid", type=int, default=2000)
     parser.add_argument("--optimizer", default="SGD", choices=["SGD", "Momentum", "Adam"])

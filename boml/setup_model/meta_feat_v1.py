@@ -70,6 +70,11 @@ class BOMLNetMetaFeatV1(BOMLNet):
         and Meta-Learning", ICML 2018.
     """
 
+    PARAMETER_HINT = ("Share the dicts of a MetaFeat network built with the same dim_hidden, kernel, channels, "
+                      "use_t, use_warp and norm (outer_param_dict=net.outer_param_dict, "
+                      "model_param_dict=net.model_param_dict).")
+    TASK_PARAMETER_HINT = "task_parameter needs one tensor per conv weight, with its shape."
+
     def __init__(self, _input, name="BOMLNetMetaFeatV1", outer_param_dict=None, model_param_dict=None, use_t=False,
                  use_warp=False, outer_method="Reverse", activation=tf.nn.relu, var_collections=None,
                  conv_initializer=None, norm="batch_norm", data_type=tf.float32, channels=None,
@@ -135,17 +140,7 @@ class BOMLNetMetaFeatV1(BOMLNet):
         return shapes
 
     def _model_shapes(self):
-        shapes = OrderedDict()
-        for i, d in enumerate(self.dim_hidden):
-            if self.use_t:
-                shapes[f"conv{i}_z"] = [1, 1, d, d]
-            elif self.use_warp:
-                shapes[f"conv{i}_z"] = [self.kernel, self.kernel, d, d]
-                shapes[f"bias{i}_z"] = [d]
-            if self.norm is not None:
-                shapes[f"bn{i}_offset"] = [d]
-                shapes[f"bn{i}_scale"] = [d]
-        return shapes
+        return network_utils.block_model_shapes(self)
 
     # ----------------------------------------------------------------------------- creation
     def create_outer_parameters(self):
@@ -153,30 +148,7 @@ class BOMLNetMetaFeatV1(BOMLNet):
                            for i in range(len(self.dim_hidden)))
 
     def create_model_parameters(self):
-        params = OrderedDict()
-        for i, d in enumerate(self.dim_hidden):
-            if self.use_t:
-                params[f"conv{i}_z"] = network_utils.get_identity(
-                    d, f"conv{i}_z", conv=True, dtype=self.datatype, collections=self.meta_collections)
-            elif self.use_warp:
-                params[f"conv{i}_z"] = network_utils.get_warp_weight(self, i, self.conv_initializer)
-                params[f"bias{i}_z"] = network_utils.get_warp_bias(self, i, self.bias_initializer)
-            if self.norm is not None:
-                params[f"bn{i}_offset"], params[f"bn{i}_scale"] = network_utils.get_batch_norm_params(self, i)
-        return params
-
-    def _check_parameters(self):
-        hint = ("Share the dicts of a MetaFeat network built with the same dim_hidden, kernel, channels, use_t, "
-                "use_warp and norm (outer_param_dict=net.outer_param_dict, model_param_dict=net.model_param_dict).")
-        network_utils.check_param_dict(self.outer_param_dict, self._outer_shapes(), "outer_param_dict", hint,
-                                           self.datatype)
-        network_utils.check_param_dict(self.model_param_dict, self._model_shapes(), "model_param_dict", hint,
-                                           self.datatype)
-
-    def _check_task_parameter(self, task_parameter):
-        network_utils.check_param_dict(task_parameter, self._outer_shapes(), "task_parameter",
-                                       "task_parameter needs one tensor per conv weight, with its shape.",
-                                       self.datatype)
+        return network_utils.create_block_model_parameters(self, self.meta_collections)
 
     # ----------------------------------------------------------------------------- graph
     def _forward(self):

@@ -84,6 +84,11 @@ class BOMLNetMetaFeatV2(BOMLNetResidualV2):
 
     SKIP_BIAS = True
 
+    PARAMETER_HINT = ("Share the dicts of a MetaFeat V2 network built with the same dim_resnet, head_dims, kernel, "
+                      "convs_per_block, channels and norm (outer_param_dict=net.outer_param_dict, "
+                      "model_param_dict=net.model_param_dict).")
+    TASK_PARAMETER_HINT = "task_parameter needs one tensor per outer parameter, with its shape."
+
     def __init__(self, _input, name="BOMLNetMetaFeatV2", outer_param_dict=None, model_param_dict=None, use_t=False,
                  use_warp=False, outer_method="Reverse", activation=leaky_relu_01, head_activation=tf.nn.relu,
                  var_collections=None, conv_initializer=None, norm="batch_norm", data_type=tf.float32, channels=None,
@@ -125,20 +130,6 @@ class BOMLNetMetaFeatV2(BOMLNetResidualV2):
 
     def create_model_parameters(self):
         return self._create(self._model_shapes(), self.meta_collections)
-
-    def _check_parameters(self):
-        hint = ("Share the dicts of a MetaFeat V2 network built with the same dim_resnet, head_dims, kernel, "
-                "convs_per_block, channels and norm (outer_param_dict=net.outer_param_dict, "
-                "model_param_dict=net.model_param_dict).")
-        network_utils.check_param_dict(self.outer_param_dict, self._outer_shapes(), "outer_param_dict", hint,
-                                       self.datatype)
-        network_utils.check_param_dict(self.model_param_dict, self._model_shapes(), "model_param_dict", hint,
-                                       self.datatype)
-
-    def _check_task_parameter(self, task_parameter):
-        network_utils.check_param_dict(task_parameter, self._outer_shapes(), "task_parameter",
-                                       "task_parameter needs one tensor per outer parameter, with its shape.",
-                                       self.datatype)
 
     # ----------------------------------------------------------------------------- graph
     def _forward(self):

@@ -85,6 +85,10 @@ class BOMLNetMetaInitV1(BOMLNet):
         Flennerhag et al., "Meta-Learning with Warped Gradient Descent", ICLR 2020.
     """
 
+    PARAMETER_HINT = ("A base learner must be built with the meta-learner's dicts: outer_param_dict="
+                      "meta_learner.outer_param_dict, model_param_dict=meta_learner.model_param_dict, and the same "
+                      "dim_output, dim_hidden, use_t, use_warp, norm and max_pool.")
+
     def __init__(self, _input, dim_output, name="BOMLNetMetaInitV1", outer_param_dict=None, model_param_dict=None,
                  task_parameter=None, use_t=False, use_warp=False, outer_method="Simple", activation=tf.nn.relu,
                  var_collections=None, conv_initializer=None, output_weight_initializer=None, norm="batch_norm",
@@ -154,16 +158,7 @@ class BOMLNetMetaInitV1(BOMLNet):
         return shapes
 
     def _model_shapes(self):
-        shapes = OrderedDict()
-        for i, d in enumerate(self.dim_hidden):
-            if self.use_t:
-                shapes[f"conv{i}_z"] = [1, 1, d, d]
-            elif self.use_warp:
-                shapes[f"conv{i}_z"] = [self.kernel, self.kernel, d, d]
-                shapes[f"bias{i}_z"] = [d]
-            if self.norm is not None:
-                shapes[f"bn{i}_offset"] = [d]
-                shapes[f"bn{i}_scale"] = [d]
+        shapes = network_utils.block_model_shapes(self)
         if self.use_t:
             n = len(self.dim_hidden)
             shapes[f"w{n}_z"] = [self.dim_output, self.dim_output]
@@ -184,15 +179,7 @@ class BOMLNetMetaInitV1(BOMLNet):
         return params
 
     def create_model_parameters(self):
-        params = OrderedDict()
-        for i, d in enumerate(self.dim_hidden):
-            if self.use_t:
-                params[f"conv{i}_z"] = network_utils.get_identity(d, f"conv{i}_z", conv=True, dtype=self.datatype)
-            elif self.use_warp:
-                params[f"conv{i}_z"] = network_utils.get_warp_weight(self, i, self.conv_initializer)
-                params[f"bias{i}_z"] = network_utils.get_warp_bias(self, i, self.bias_initializer)
-            if self.norm is not None:
-                params[f"bn{i}_offset"], params[f"bn{i}_scale"] = network_utils.get_batch_norm_params(self, i)
+        params = network_utils.create_block_model_parameters(self)
         if self.use_t:
             n = len(self.dim_hidden)
             params[f"w{n}_z"] = network_utils.get_identity(self.dim_output, f"w{n}_z", conv=False,
@@ -201,20 +188,6 @@ class BOMLNetMetaInitV1(BOMLNet):
 
     def create_task_parameters(self):
         return self.copy_outer_parameters()
-
-    def _check_parameters(self):
-        hint = ("A base learner must be built with the meta-learner's dicts: outer_param_dict="
-                "meta_learner.outer_param_dict, model_param_dict=meta_learner.model_param_dict, and the same "
-                "dim_output, dim_hidden, use_t, use_warp, norm and max_pool.")
-        network_utils.check_param_dict(self.outer_param_dict, self._outer_shapes(), "outer_param_dict", hint,
-                                           self.datatype)
-        network_utils.check_param_dict(self.model_param_dict, self._model_shapes(), "model_param_dict", hint,
-                                           self.datatype)
-
-    def _check_task_parameter(self, task_parameter):
-        network_utils.check_param_dict(
-            task_parameter, self._outer_shapes(), "task_parameter",
-            "task_parameter needs one tensor per outer parameter, with the outer parameter's shape.", self.datatype)
 
     # ----------------------------------------------------------------------------- graph
     def _forward(self):

@@ -298,6 +298,10 @@ class BOMLNetMetaInitV2(BOMLNetResidualV2):
 
     SKIP_BIAS = False
 
+    PARAMETER_HINT = ("A base learner must be built with the meta-learner's dicts (outer_param_dict="
+                      "meta_learner.outer_param_dict, model_param_dict=meta_learner.model_param_dict) and the same "
+                      "dim_output, dim_resnet, head_dims, head_pool, kernel, convs_per_block and norm.")
+
     def __init__(self, _input, dim_output, name="BOMLNetMetaInitV2", outer_param_dict=None, model_param_dict=None,
                  task_parameter=None, use_t=False, use_warp=False, outer_method="Simple", activation=leaky_relu_01,
                  head_activation=None, var_collections=None, conv_initializer=None, output_weight_initializer=None,
@@ -348,20 +352,6 @@ class BOMLNetMetaInitV2(BOMLNetResidualV2):
 
     def create_task_parameters(self):
         return self.copy_outer_parameters()
-
-    def _check_parameters(self):
-        hint = ("A base learner must be built with the meta-learner's dicts (outer_param_dict="
-                "meta_learner.outer_param_dict, model_param_dict=meta_learner.model_param_dict) and the same "
-                "dim_output, dim_resnet, head_dims, head_pool, kernel, convs_per_block and norm.")
-        network_utils.check_param_dict(self.outer_param_dict, self._outer_shapes(), "outer_param_dict", hint,
-                                       self.datatype)
-        network_utils.check_param_dict(self.model_param_dict, self._model_shapes(), "model_param_dict", hint,
-                                       self.datatype)
-
-    def _check_task_parameter(self, task_parameter):
-        network_utils.check_param_dict(
-            task_parameter, self._outer_shapes(), "task_parameter",
-            "task_parameter needs one tensor per outer parameter, with the outer parameter's shape.", self.datatype)
 
     # ----------------------------------------------------------------------------- graph
     def _forward(self):

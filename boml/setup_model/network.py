@@ -146,11 +146,32 @@ class BOMLNet:
             copies[key] = copy
         return copies
 
+    #: How to build a network whose outer/model dicts match (shown when they do not).
+    PARAMETER_HINT = "Build it with the dicts of a network of the same configuration."
+    #: How to build a matching ``task_parameter`` dict (shown when it does not match).
+    TASK_PARAMETER_HINT = "task_parameter needs one tensor per outer parameter, with the outer parameter's shape."
+
+    def _outer_shapes(self):
+        """``{key: shape}`` of the outer parameters, or None when a subclass does not check them."""
+        return None
+
+    def _model_shapes(self):
+        """``{key: shape}`` of the model parameters, or None when a subclass does not check them."""
+        return None
+
     def _check_parameters(self):
-        """Validates the outer and model parameter dicts (subclasses check keys and shapes)."""
+        """Validates the outer and model parameter dicts against ``_outer_shapes``/``_model_shapes``."""
+        for what, params, shapes in (("outer_param_dict", self.outer_param_dict, self._outer_shapes()),
+                                     ("model_param_dict", self.model_param_dict, self._model_shapes())):
+            if shapes is not None:
+                network_utils.check_param_dict(params, shapes, what, self.PARAMETER_HINT, self.datatype)
 
     def _check_task_parameter(self, task_parameter):
-        """Validates a task-parameter dict (subclasses check keys and shapes)."""
+        """Validates a task-parameter dict against ``_outer_shapes``."""
+        shapes = self._outer_shapes()
+        if shapes is not None:
+            network_utils.check_param_dict(task_parameter, shapes, "task_parameter", self.TASK_PARAMETER_HINT,
+                                           self.datatype)
 
     def _forward(self):
         """Builds the forward graph from ``self.layers[0]``, appending layers with ``self + tensor``."""

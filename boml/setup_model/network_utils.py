@@ -246,6 +246,42 @@ def get_identity(dim, name, conv=True, dtype=tf.float32, collections=None):
     return extension.get_outerparameter(name, initializer=eye, dtype=dtype, collections=collections)
 
 
+def block_model_shapes(net):
+    """``{key: shape}`` of the meta-only parameters of a conv-4's blocks.
+
+    Per block ``i`` of width ``d``: the T-layer ``conv{i}_z`` ``[1, 1, d, d]``
+    (``use_t``) or the warp layer ``conv{i}_z`` ``[k, k, d, d]`` and
+    ``bias{i}_z`` (``use_warp``), then ``bn{i}_offset`` and ``bn{i}_scale``
+    unless ``norm`` is None.
+    """
+    shapes = OrderedDict()
+    for i, d in enumerate(net.dim_hidden):
+        if net.use_t:
+            shapes[f"conv{i}_z"] = [1, 1, d, d]
+        elif net.use_warp:
+            shapes[f"conv{i}_z"] = [net.kernel, net.kernel, d, d]
+            shapes[f"bias{i}_z"] = [d]
+        if net.norm is not None:
+            shapes[f"bn{i}_offset"] = [d]
+            shapes[f"bn{i}_scale"] = [d]
+    return shapes
+
+
+def create_block_model_parameters(net, identity_collections=None):
+    """Creates the parameters of ``block_model_shapes`` (T-layers start at the identity)."""
+    params = OrderedDict()
+    for i, d in enumerate(net.dim_hidden):
+        if net.use_t:
+            params[f"conv{i}_z"] = get_identity(d, f"conv{i}_z", conv=True, dtype=net.datatype,
+                                                collections=identity_collections)
+        elif net.use_warp:
+            params[f"conv{i}_z"] = get_warp_weight(net, i, net.conv_initializer)
+            params[f"bias{i}_z"] = get_warp_bias(net, i, net.bias_initializer)
+        if net.norm is not None:
+            params[f"bn{i}_offset"], params[f"bn{i}_scale"] = get_batch_norm_params(net, i)
+    return params
+
+
 def get_batch_norm_params(net, i, channels=None):
     """Creates the batch-norm meta-parameters ``bn{i}_offset`` (beta, zeros) and ``bn{i}_scale`` (gamma, ones).
 
