@@ -93,6 +93,35 @@ def feed_dicts(dat_lst, exs):
     return inner, outer
 
 
+def run_on_episodes(session, tensors, experiment, meta_dataset, n_episodes, rand, batch_size=25):
+    """Evaluates per-task ``tensors`` (e.g. from ``BOMLOptimizer.adapted``) on fresh episodes.
+
+    Episodes are drawn from ``meta_dataset`` with ``rand`` in batches of at most
+    ``batch_size`` fed to the batched ``experiment``; the same seed gives the
+    same episodes.
+
+    Returns:
+        One float array of ``n_episodes`` values per tensor.
+
+    Raises:
+        InvalidArgumentError: ``n_episodes`` or ``batch_size`` is below 1.
+    """
+    if n_episodes < 1 or batch_size < 1:
+        raise InvalidArgumentError(
+            f"n_episodes and batch_size must be >= 1; received n_episodes={n_episodes!r}, batch_size={batch_size!r}."
+        )
+    rand = get_rand_state(rand)
+    values = [[] for _ in tensors]
+    done = 0
+    while done < n_episodes:
+        count = min(batch_size, n_episodes - done)
+        inner_fd, outer_fd = experiment.feed_dicts(meta_dataset.generate_batch(count, rand=rand))
+        for collected, result in zip(values, session.run(list(tensors), {**inner_fd, **outer_fd})):
+            collected.extend(np.asarray(result, np.float64).ravel().tolist())
+        done += count
+    return [np.asarray(v) for v in values]
+
+
 # ------------------------------------------------------------------------------------ helpers
 def merge_dicts(*dicts):
     """A new dict with the items of ``dicts`` (later ones win); None entries are skipped."""

@@ -527,21 +527,10 @@ def evaluate_episodes(session, model: Model, meta_dataset, n_episodes: int, seed
     Returns:
         dict with ``accuracy`` (mean), ``ci95``, ``std``, ``loss``, ``episodes``, ``T``, ``seconds``.
     """
-    if n_episodes < 1:
-        raise InvalidArgumentError(f"n_episodes must be >= 1; received {n_episodes!r}.")
-    batch_size = int(batch_size or model.config.eval_batch_size)
-    rand = np.random.RandomState(seed)
-    accuracies, losses = [], []
     start = time.perf_counter()
-    done = 0
-    while done < n_episodes:
-        count = min(batch_size, n_episodes - done)
-        episodes = meta_dataset.generate_batch(count, rand=rand)
-        inner_fd, outer_fd = model.experiment.feed_dicts(episodes)
-        acc, loss = session.run([model.adapted_accuracy, model.adapted_loss], {**inner_fd, **outer_fd})
-        accuracies.extend(np.asarray(acc).ravel().tolist())
-        losses.extend(np.asarray(loss).ravel().tolist())
-        done += count
+    accuracies, losses = utils.run_on_episodes(session, [model.adapted_accuracy, model.adapted_loss],
+                                               model.experiment, meta_dataset, n_episodes, seed,
+                                               int(batch_size or model.config.eval_batch_size))
     mean, ci, std = mean_ci95(accuracies)
     return {"accuracy": mean, "ci95": ci, "std": std, "loss": float(np.mean(losses)), "episodes": len(accuracies),
             "T": model.config.eval_T, "seed": int(seed), "seconds": time.perf_counter() - start}

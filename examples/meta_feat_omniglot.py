@@ -80,12 +80,9 @@ def main(argv=None):
                 print(f"Iteration {it}: inner loss {losses['inner_loss']:.4f}, outer loss {losses['outer_loss']:.4f} "
                       f"({time.time() - start:.0f}s)", flush=True)
 
-        test_rand = np.random.RandomState(12345)
-        accuracies = []
-        while len(accuracies) < args.test_episodes:
-            episodes = dataset.test.generate_batch(min(25, args.test_episodes - len(accuracies)), rand=test_rand)
-            inner_fd, outer_fd = ex.feed_dicts(episodes)
-            accuracies.extend(sess.run(test_accuracy, {**inner_fd, **outer_fd}))
+        # Fixed test episodes (seed 12345), adapted in batches of 25.
+        (accuracies,) = boml.utils.run_on_episodes(sess, [test_accuracy], ex, dataset.test, args.test_episodes,
+                                                   rand=12345)
     mean, _, ci = boml.utils.mean_std_ci(accuracies)
     print(f"RHG test accuracy: {100 * mean:.2f}% +- {100 * ci:.2f}% ({len(accuracies)} episodes)")
     return mean, ci

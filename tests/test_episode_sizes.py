@@ -13,8 +13,8 @@ def dataset():
 
 
 def _function_op_types():
-    graph = tf.get_default_graph()
-    return {op.type for f in graph._functions.values() for op in f.graph.get_operations()}  # noqa: SLF001
+    library = tf.get_default_graph().as_graph_def().library
+    return {node.op for function in library.function for node in function.node_def}
 
 
 def test_sizes_come_from_the_training_meta_dataset(dataset):
@@ -60,6 +60,12 @@ def test_meta_gradient_graph_is_static_and_evaluation_accepts_other_sizes(sessio
     # Training on episodes of other sizes is refused with the sizes and the fix.
     with pytest.raises(ShapeError, match=r"12 query examples.*\(5, 21, 6, 6, 1\).*episode_sizes=None"):
         boml_ho.run(inner_fd, outer_fd, session=session)
+
+
+def test_run_on_episodes_refuses_empty_requests(session, dataset):
+    ex, _, accuracy = _maml(dataset)
+    with pytest.raises(InvalidArgumentError, match="n_episodes and batch_size must be >= 1.*n_episodes=0"):
+        boml.utils.run_on_episodes(session, [accuracy], ex, dataset.test, 0, rand=0)
 
 
 def test_unknown_sizes_keep_the_graph_dynamic(session, dataset):

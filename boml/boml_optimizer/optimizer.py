@@ -565,7 +565,7 @@ class BOMLOptimizer:
         if hasattr(self._outergradient, "feed_dict"):
             feed.update(self._outergradient.feed_dict(step))
         for inner_grad in self._inner_grads:
-            if inner_grad.experiment is not None and getattr(inner_grad.experiment, "is_batched", False):
+            if inner_grad.experiment is not None:
                 inner_grad.experiment.check_training_feed(feed)
         values = session.run(self._fetches, feed_dict=feed)
         self._python_steps[id(session)] = step + 1

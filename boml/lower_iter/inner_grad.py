@@ -189,12 +189,13 @@ class BOMLInnerGrad:
                 previous = state
                 state, slots = transition(step, state, slots)
                 states.append(state)
+            if cut and truncate_iter == 0:
+                state = [tf.stop_gradient(v) for v in state]
         elif cut:
             # The first T-K steps are a constant for the hypergradient: they run in a loop of
             # their own whose outputs are cut, so the reverse pass keeps nothing of them.
             states, head = None, T - truncate_iter
-            state, slots, previous = _while_loop(transition, [tf.stop_gradient(v) for v in y0],
-                                                 [tf.stop_gradient(s) for s in slots0], 1, head, keep_previous)
+            state, slots, previous = _while_loop(transition, y0, slots0, 1, head, keep_previous)
             state, slots = [tf.stop_gradient(v) for v in state], [tf.stop_gradient(s) for s in slots]
             previous = [tf.stop_gradient(v) for v in previous] if keep_previous else None
             if truncate_iter > 0:
@@ -202,8 +203,6 @@ class BOMLInnerGrad:
         else:
             states = None
             state, slots, previous = _while_loop(transition, y0, slots0, 1, T, keep_previous)
-        if cut and truncate_iter == 0:
-            state = [tf.stop_gradient(v) for v in state]
         return Trajectory(initial=y0, final=list(state), previous=previous if keep_previous else None,
                           slots=list(slots), states=states)
 

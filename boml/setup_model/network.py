@@ -65,6 +65,11 @@ class BOMLNet:
             looked up in scope ``name``).
     """
 
+    #: How to build a network whose outer/model dicts match (shown when they do not).
+    PARAMETER_HINT = "Build it with the dicts of a network of the same configuration."
+    #: How to build a matching ``task_parameter`` dict (shown when it does not match).
+    TASK_PARAMETER_HINT = "task_parameter needs one tensor per outer parameter, with the outer parameter's shape."
+
     def __init__(self, _input, name=None, outer_param_dict=None, model_param_dict=None, task_parameter=None,
                  var_collections=None, reuse=False):
         if reuse not in (False, True, tf.AUTO_REUSE, None):
@@ -145,11 +150,6 @@ class BOMLNet:
             extension.set_initial_state(copy, outer)
             copies[key] = copy
         return copies
-
-    #: How to build a network whose outer/model dicts match (shown when they do not).
-    PARAMETER_HINT = "Build it with the dicts of a network of the same configuration."
-    #: How to build a matching ``task_parameter`` dict (shown when it does not match).
-    TASK_PARAMETER_HINT = "task_parameter needs one tensor per outer parameter, with the outer parameter's shape."
 
     def _outer_shapes(self):
         """``{key: shape}`` of the outer parameters, or None when a subclass does not check them."""
