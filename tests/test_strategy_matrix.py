@@ -180,7 +180,9 @@ def test_warpgrad_unrolled_objective_matches_finite_differences(session):
     d = toys.make_maml_data(seed=5)
     d["omega"] = np.linspace(0.8, 1.2, len(d["x"]))
     T, lr, warp_lambda = 3, 0.2, 0.5
-    grads = session.run(_warp_graph(d, "unrolled", "SGD", T, lr, warp_lambda))
+    graph = _warp_graph(d, "unrolled", "SGD", T, lr, warp_lambda)
+    session.run(tf.global_variables_initializer())
+    grads = session.run(graph)
 
     def objective(x, omega):
         grad, loss = _warp_toy(d, omega)
@@ -200,7 +202,9 @@ def test_warpgrad_trajectory_look_ahead_uses_the_momentum_step(session):
     d = toys.make_maml_data(seed=6)
     d["omega"] = np.linspace(0.9, 1.1, len(d["x"]))
     T, lr, mu = 3, 0.2, 0.5
-    grads = session.run(_warp_graph(d, "trajectory", "Momentum", T, lr, 1.0))
+    graph = _warp_graph(d, "trajectory", "Momentum", T, lr, 1.0)
+    session.run(tf.global_variables_initializer())
+    grads = session.run(graph)
     grad0, _ = _warp_toy(d, d["omega"])
     points, theta, m = [], np.array(d["x"]), np.zeros(len(d["x"]))
     for _ in range(T):
