@@ -4,7 +4,7 @@ import re
 from boml import extension
 from boml.errors import InvalidArgumentError, PhaseError, UnknownNameError, describe_allowed
 
-__all__ = ["build_meta_learner", "build_base_learner"]
+__all__ = ["build_meta_learner", "build_base_learner", "episode_starts"]
 
 
 def _dim_output(dataset, model_args):
@@ -71,3 +71,16 @@ def build_base_learner(method, _input, meta_learner, name, weights_initializer, 
         )
     return BOMLNetFeedForward(_input, dims=dim_output, output_weight_initializer=weights_initializer, name=name,
                               data_type=_input.dtype.base_dtype)
+
+
+def episode_starts(var_list, networks):
+    """The episode start of each variable as handed over by the network owning it (None: its initial value)."""
+    starts = []
+    for var in var_list:
+        start = None
+        for net in networks:
+            start = net.initial_state_of(var) if hasattr(net, "initial_state_of") else None
+            if start is not None:
+                break
+        starts.append(start)
+    return starts

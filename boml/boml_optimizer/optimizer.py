@@ -25,10 +25,9 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.boml_optimizer.combinations import check_combination
-from boml.boml_optimizer.networks import build_base_learner, build_meta_learner
+from boml.boml_optimizer.networks import build_base_learner, build_meta_learner, episode_starts
 from boml.errors import DivergenceError, InvalidArgumentError, NotFinalizedError, PhaseError, UnknownNameError
 from boml.graph_mode import check_graph_mode
-from boml.task import map_over_tasks
 
 OUTER_OPTIMIZERS = {
     "Adam": lambda lr, momentum: tf.train.AdamOptimizer(lr),
@@ -190,7 +189,8 @@ class BOMLOptimizer:
             var_list = experiment.model.var_list
         var_list = list(var_list)
         if initial_state is None:
-            initial_state = self._initial_state(var_list, experiment)
+            networks = ([experiment.model] if getattr(experiment, "model", None) is not None else []) + self._networks
+            initial_state = episode_starts(var_list, networks)
         options.update(learn_lr=learn_lr, learn_st=learn_st, alpha_init=alpha_init, s=s, t=t,
                        learn_alpha=learn_alpha, learn_alpha_itr=learn_alpha_itr, momentum=momentum)
         inner_grad = self._inner_class(
@@ -205,19 +205,6 @@ class BOMLOptimizer:
                                 experiment=experiment, first_order=first_order, learn_lr=learn_lr,
                                 **{k: v for k, v in inner_grad.learned.items() if k in ("alpha", "s", "t")})
         return inner_grad
-
-    def _initial_state(self, var_list, experiment):
-        """The episode starts handed over by the networks that own ``var_list`` (None: own initial value)."""
-        networks = ([experiment.model] if getattr(experiment, "model", None) is not None else []) + self._networks
-        starts = []
-        for var in var_list:
-            start = None
-            for net in networks:
-                start = net.initial_state_of(var) if hasattr(net, "initial_state_of") else None
-                if start is not None:
-                    break
-            starts.append(start)
-        return starts
 
     # ------------------------------------------------------------------------ upper level
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
@@ -328,19 +315,8 @@ class BOMLOptimizer:
         inner_grad = inner_grad or (self._inner_grads[0] if self._inner_grads else None)
         if inner_grad is None:
             raise PhaseError("adapted(...) needs an ll_problem(...) first.")
-        single = not isinstance(tensors, (list, tuple))
-        items = inner_grad.on_task_variables([tensors] if single else list(tensors))
         meta = self._meta_params.get(id(inner_grad), tf.get_collection(extension.GraphKeys.METAPARAMETERS))
-
-        def task_fn(task):
-            dynamics = inner_grad.task_dynamics(task, training=False)
-            final = dynamics.unroll(T=T, differentiable=False).final
-            return [tf.stop_gradient(v) for v in task.at_state(task.local(items), final)]
-
-        with tf.name_scope("adapted"):
-            outputs = map_over_tasks(inner_grad.experiment, meta, inner_grad.var_list, task_fn,
-                                     [t.dtype.base_dtype for t in items])
-        return outputs[0] if single else outputs
+        return inner_grad.adapted_values(tensors, meta, T)
 
     # ------------------------------------------------------------------------ run
     def run(self, inner_objective_feed_dicts=None, outer_objective_feed_dicts=None, initializer_feed_dict=None,

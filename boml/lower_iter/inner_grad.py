@@ -352,6 +352,31 @@ class BOMLInnerGrad:
             return tensors
         return pull_back(tensors, list(zip(adapted, self.var_list)))
 
+    def adapted_values(self, tensors, meta_param, T=None):
+        """``tensors`` (built on the task variables) at the adapted state of every task, without hypergradients.
+
+        Args:
+            tensors: a tensor or list of tensors.
+            meta_param: the meta-parameters the tasks see.
+            T: number of adaptation steps (default: the training T).
+
+        Returns:
+            Matching tensors with a leading task axis.
+        """
+        from boml.task import map_over_tasks
+
+        single = not isinstance(tensors, (list, tuple))
+        items = self.on_task_variables([tensors] if single else list(tensors))
+
+        def task_fn(task):
+            final = self.task_dynamics(task, training=False).unroll(T=T, differentiable=False).final
+            return [tf.stop_gradient(v) for v in task.at_state(task.local(items), final)]
+
+        with tf.name_scope("adapted"):
+            outputs = map_over_tasks(self.experiment, meta_param, self.var_list, task_fn,
+                                     [t.dtype.base_dtype for t in items])
+        return outputs[0] if single else outputs
+
     # ----------------------------------------------------------------- the direction
     def direction(self, dynamics, t, state, hyperparameters):
         """The direction ``d_t`` at 1-based step ``t`` (a list aligned with the state)."""
