@@ -415,7 +415,8 @@ class BOMLInnerGrad:
                 dynamics = self.task_dynamics(task, training=False)
                 proxies = task.state_proxies
                 new_state, _ = dynamics.step(1, proxies, dynamics.initial_slots(proxies))
-                values = dynamics.at_state(new_state, [tf.convert_to_tensor(v) for v in self.var_list])
+                self._state_reads = [tf.identity(v) for v in self.var_list]
+                values = dynamics.at_state(new_state, self._state_reads)
             self._dynamics_dict = collections.OrderedDict(zip(self.var_list, values))
         return self._dynamics_dict
 
@@ -429,13 +430,18 @@ class BOMLInnerGrad:
         return self._initialization
 
     def state_feed_dict(self, values):
-        """``{task variable: value}`` for the given list of values (feeding a state, as the original)."""
+        """A feed dict evaluating ``dynamics`` at the given state values (the original fed the state variables).
+
+        Args:
+            values: one array per task variable.
+        """
         values = list(values)
         if len(values) != len(self.var_list):
             raise InvalidArgumentError(
                 f"state_feed_dict needs one value per task variable ({len(self.var_list)}); received {len(values)}."
             )
-        return dict(zip(self.var_list, values))
+        self.dynamics  # noqa: B018 - builds the state reads that the feed replaces
+        return dict(zip(self._state_reads, values))
 
 
 def _check_learning_rate(learning_rate):
