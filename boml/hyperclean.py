@@ -476,10 +476,12 @@ class HyperCleaner:
                 ll.update(outer_objective=outer, alpha_init=config.bda_alpha, s=config.bda_s, t=config.bda_t)
             inner_grad = self.boml_ho.ll_problem(inner, config.inner_lr, config.T, var_list=[W, b], **ll)
             tolerance = config.cg_tolerance
+            # Each strategy takes only its own options.
+            ul = {"Darts": {"epsilon": config.darts_epsilon},
+                  "Implicit": {"tolerance": lambda k: tolerance, "cg_max_iter": config.cg_max_iter,
+                               "cg_damping": config.cg_damping}}.get(outer_method, {})
             self.boml_ho.ul_problem(outer, config.meta_lr, inner_grad, meta_param=[self.weights], mlr_decay=0.0,
-                                    outer_objective_optimizer="Adam", epsilon=config.darts_epsilon,
-                                    tolerance=lambda k: tolerance, cg_max_iter=config.cg_max_iter,
-                                    cg_damping=config.cg_damping)
+                                    outer_objective_optimizer="Adam", **ul)
             self.boml_ho.aggregate_all()
             self.project = tf.assign(self.weights, project_weights(self.weights, config.l1_radius))
             self.test_accuracy = self.boml_ho.adapted(_accuracy(_logits(x_test, W, b), y_test))[0]

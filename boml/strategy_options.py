@@ -25,11 +25,7 @@ def _is_default(value, default):
         return True
     if isinstance(value, bool) or isinstance(default, bool):
         return isinstance(value, bool) and isinstance(default, bool) and value == default
-    if isinstance(value, numbers.Number) and isinstance(default, numbers.Number):
-        return value == default
-    if isinstance(value, str) and isinstance(default, str):
-        return value == default
-    return False
+    return isinstance(value, numbers.Number) and isinstance(default, numbers.Number) and value == default
 
 
 @dataclasses.dataclass(frozen=True)

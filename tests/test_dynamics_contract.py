@@ -3,10 +3,13 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import boml
+
 from boml import errors, extension
 from boml.lower_iter import BOMLInnerGradTrad
 from boml.optimizer import BOMLOptAdam
 from boml.task import TaskProgram
+from boml.upper_iter import BOMLOuterGradDarts
 
 import bilevel_toys as toys
 
@@ -88,3 +91,26 @@ def test_optimizer_settings_must_belong_to_the_chosen_optimizer():
                                   ({"use_msk": True}, errors.UnknownOptionError, "use_msk")):
         with tf.Graph().as_default(), pytest.raises(error, match=match):
             _ridge(**options)
+
+
+def test_truncated_loop_keeps_the_previous_state(session):
+    d, W, y, strategy = _ridge(optimizer="Momentum")
+    dynamics = strategy.task_dynamics(TaskProgram((), [W], [y]))
+    trajectory = dynamics.unroll(truncate=1, keep_previous=True)
+    session.run(tf.global_variables_initializer())
+    y0 = np.linspace(-0.5, 0.5, d["k"])
+    (y_prev, (m_prev,)), (y_T, _) = (toys.unroll(d["W"], d, n, 0.05, "Momentum", y0=y0) for n in (2, 3))
+    previous, slots, final = session.run([trajectory.previous[0], trajectory.previous_slots[0], trajectory.final[0]])
+    np.testing.assert_allclose(previous, y_prev, rtol=1e-12)
+    np.testing.assert_allclose(slots, m_prev, rtol=1e-12)
+    np.testing.assert_allclose(final, y_T, rtol=1e-12)
+
+
+def test_strategy_options_outside_their_strategy_are_refused():
+    y = tf.get_variable("y", initializer=tf.zeros([2], tf.float64), trainable=False)
+    boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
+    with pytest.raises(errors.UnknownOptionError, match="learn_st"):
+        boml_ho.ll_problem(tf.reduce_sum(tf.square(y)), 0.1, 2, var_list=[y], learn_st=True)  # Aggr only
+    boml_ho.ll_problem(tf.reduce_sum(tf.square(y)), 0.1, 2, var_list=[y], s=1, t=1)  # defaults mean "not set"
+    with pytest.raises(errors.InvalidArgumentError, match="epsilon must be a positive number"):
+        BOMLOuterGradDarts(epsilon=0)

@@ -43,12 +43,14 @@ def test_meta_init_tensors_built_after_ll_problem_are_at_the_adapted_weights(ses
     boml_ho.ul_problem(outer, 0.01, inner_grad, meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
     boml_ho.aggregate_all()
     reference = boml_ho.adapted([before, boml.utils.classification_acc(
-        ex.model.network.re_forward(ex.x_).out, ex.y_)], inner_grad)
+        ex.model.network.re_forward(ex.x_).out, ex.y_), ex.model.network.out], inner_grad)
+    assert "AdaptedModel" in repr(ex.model) and ex.model.var_list == inner_grad.var_list
     session.run(tf.global_variables_initializer())
     inner_fd, outer_fd = _episode(ex, dataset, seed=1)
     feed = {**inner_fd, **outer_fd}
     plain_loss, plain_acc, unadapted = session.run([outer, accuracy, before], feed)
-    adapted_loss, adapted_acc = session.run(reference, feed)
+    adapted_loss, adapted_acc, adapted_support = session.run(reference, feed)
+    np.testing.assert_allclose(session.run(ex.model.out, feed), adapted_support[0], rtol=1e-10)
     np.testing.assert_allclose(plain_loss, adapted_loss[0], rtol=1e-10)
     np.testing.assert_allclose(plain_acc, adapted_acc[0], rtol=1e-12)
     assert abs(plain_loss - unadapted) > 1e-3  # the adaptation does change the value

@@ -66,6 +66,4 @@ def pull_back(tensors, pairs):
     """``tensors`` with the adapted weights replaced by the task variables they adapt."""
     from boml.substitute import Substitution
 
-    if not pairs:
-        return tensors
     return Substitution([(adapted, tf.convert_to_tensor(var)) for adapted, var in pairs])(tensors)

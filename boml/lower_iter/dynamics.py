@@ -91,10 +91,6 @@ class TaskDynamics:
     def meta_locals(self):
         return self._task.meta_locals
 
-    def local(self, tensors):
-        """Brings tensors built on the task variables into this task (see ``TaskProgram.local``)."""
-        return self._task.local(tensors)
-
     def at_state(self, local_tensors, state):
         """Evaluates task-local tensors at ``state``."""
         return self._task.at_state(local_tensors, state)
