@@ -347,8 +347,10 @@ class BOMLOpt(tf.train.Optimizer):
             var_list: variables to update (default: ``tf.trainable_variables()``).
             global_step: optional variable incremented by 1 by the update op (it is
                 not part of ``dynamics``).
-            gate_gradients, aggregation_method, colocate_gradients_with_ops,
-                grad_loss: as in ``tf.compat.v1.train.Optimizer.compute_gradients``.
+            gate_gradients: as in ``tf.compat.v1.train.Optimizer.compute_gradients``.
+            aggregation_method: idem.
+            colocate_gradients_with_ops: idem.
+            grad_loss: idem.
             name: name scope of the created ops (default: the optimizer's name).
 
         Returns:
