@@ -64,3 +64,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
 def describe_allowed(values):
     """Formats a collection of allowed values for an error message."""
     return ", ".join(repr(v) for v in sorted(values, key=str))
+
+
+class UnknownOptionError(InvalidArgumentError):
+    """A strategy received a keyword it does not take (the message lists the ones it does)."""

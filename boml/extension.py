@@ -12,8 +12,6 @@ so a user can add one without editing boml::
 Graph collections (``GraphKeys.METAPARAMETERS`` ...) are filled for
 compatibility with the original BOML scripts; boml itself passes explicit lists.
 """
-import weakref
-
 import tensorflow.compat.v1 as tf
 
 from boml.errors import InvalidArgumentError, UnknownNameError, describe_allowed
@@ -27,6 +25,8 @@ class GraphKeys(tf.GraphKeys):
     LAGRANGIAN_MULTIPLIERS = "lagrangian_multipliers"
     OUTERGRADIENTS = "outer_gradients"
     DARTS_DERIVATIVES = "darts_derivatives"
+    #: The original's collection of forward-mode tangents (boml's Forward keeps them in the loop carry).
+    ZS = "zs"
 
 
 METAPARAMETERS_COLLECTIONS = [GraphKeys.METAPARAMETERS, GraphKeys.GLOBAL_VARIABLES]
@@ -186,23 +186,3 @@ def hypergradients(scope=None):
 def lagrangian_multipliers(scope=None):
     """Kept for API compatibility: boml's Reverse keeps no multiplier variables."""
     return tf.get_collection(GraphKeys.LAGRANGIAN_MULTIPLIERS, scope=scope)
-
-
-_INITIAL_STATES = weakref.WeakKeyDictionary()
-
-
-def set_initial_state(variable, source):
-    """Declares where the lower-level dynamics start for a task variable.
-
-    At the start of every episode the state ``variable`` takes the value of
-    ``source`` (a tensor or variable). MetaInit base learners use it to start
-    the inner loop from the meta-parameters (``theta_0 = x``). Variables without
-    a declared source restart from their own ``initial_value``.
-    """
-    _INITIAL_STATES.setdefault(variable.graph, {})[variable.ref()] = source
-
-
-def get_initial_state(variable):
-    """Returns the declared start of ``variable`` (see ``set_initial_state``)."""
-    table = _INITIAL_STATES.get(variable.graph, {})
-    return table.get(variable.ref(), variable.initial_value)

@@ -15,7 +15,6 @@ import collections
 import tensorflow as _tf2
 import tensorflow.compat.v1 as tf
 
-from boml import extension
 from boml.substitute import Substitution
 
 
@@ -89,15 +88,6 @@ class TaskProgram:
             state: list of tensors, one per state variable.
         """
         return Substitution(zip(self.state_proxies, state))(local_tensors)
-
-    def initial_state(self):
-        """The state at the start of the episode: ``theta_0`` of every task variable."""
-        values = []
-        for var in self.state_vars:
-            source = extension.get_initial_state(var)
-            value = self.local(source)
-            values.append(tf.convert_to_tensor(value))
-        return values
 
 
 def _short_name(obj):

@@ -133,13 +133,13 @@ def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granula
     """MAML through BOMLOptimizer on the tanh-regression toy."""
     x = extension.get_outerparameter("x", d["x"])
     theta = tf.get_variable("theta", initializer=tf.zeros([len(d["x"])], tf.float64), trainable=False)
-    extension.set_initial_state(theta, x)
 
     def loss(X, b):
         return 0.5 * tf.reduce_sum(tf.square(tf.tanh(tf.linalg.matvec(tf.constant(X), theta)) - tf.constant(b)))
 
     boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", outer_method)
-    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), lr, T, var_list=[theta], first_order=first_order,
+    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), lr, T, var_list=[theta], initial_state=[x],
+                                    first_order=first_order,
                                     learn_lr=learn_lr, lr_granularity=lr_granularity,
                                     inner_objective_optimizer=optimizer, **ll_kwargs)
     boml_ho.ul_problem(loss(d["Xq"], d["bq"]), 1e-3, inner_grad,
@@ -152,7 +152,7 @@ def build_toy_with_start(d, outer_method="Reverse", T=5, lr=0.1, optimizer="SGD"
                          lr_granularity="scalar", first_order=False, **ul_kwargs):
     """The hyper-representation toy whose lower dynamics also start from a meta-parameter.
 
-    Meta-parameters: ``W``, ``y_start`` (the state y_0, via ``set_initial_state``) and,
+    Meta-parameters: ``W``, ``y_start`` (the state y_0, via ``initial_state``) and,
     with ``learn_lr``, the inner step size. The numpy reference is
     ``unroll(W, d, T, lr, optimizer, y0=y_start)`` with ``d["y0"]`` as y_start.
 
@@ -164,12 +164,12 @@ def build_toy_with_start(d, outer_method="Reverse", T=5, lr=0.1, optimizer="SGD"
     W = extension.get_outerparameter("W", d["W"])
     y_start = extension.get_outerparameter("y_start", d["y0"])
     y = tf.get_variable("y", initializer=tf.zeros([d["k"]], tf.float64), trainable=False)
-    extension.set_initial_state(y, y_start)
     inner = 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(X, W), y) - b)) + \
         0.5 * RHO * tf.reduce_sum(tf.square(y))
     outer = 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(Xq, W), y) - bq))
     boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", outer_method)
-    inner_grad = boml_ho.ll_problem(inner, lr, T, var_list=[y], inner_objective_optimizer=optimizer,
+    inner_grad = boml_ho.ll_problem(inner, lr, T, var_list=[y], initial_state=[y_start],
+                                    inner_objective_optimizer=optimizer,
                                     learn_lr=learn_lr, lr_granularity=lr_granularity, first_order=first_order)
     meta = [W, y_start] + [v for v in tf.get_collection(extension.GraphKeys.METAPARAMETERS)
                            if v is not W and v is not y_start]

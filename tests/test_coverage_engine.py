@@ -139,7 +139,7 @@ def test_outer_strategy_argument_checks():
     with pytest.raises(errors.InvalidArgumentError, match="only used by outer_method='Reverse'"):
         BOMLOuterGrad(truncate_iter=2)
     with pytest.raises(NotImplementedError):
-        BOMLOuterGrad().task_hypergradients(None, None, None)
+        BOMLOuterGrad().task_hypergradients(None)
     assert BOMLOuterGrad().apply_gradients() is None
     assert gradients_or_none(tf.constant(1.0), []) == []
     with pytest.raises(errors.InvalidArgumentError, match="cg_max_iter"):

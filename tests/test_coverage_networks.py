@@ -68,9 +68,9 @@ def test_inner_strategy_compatibility_constructor_and_checks(session):
     assert strategy.T == 3 and strategy.state == [y] and strategy.first_order is False
     base = BOMLInnerGrad(loss, [y], BOMLOptSGD(0.1), T=1)
     with pytest.raises(NotImplementedError):
-        base.direction(None, None, None, 1)
+        base.direction(None, 1, None, None)
     with pytest.raises(NotImplementedError):
-        base.potential(None, None, None, 1)
+        base.potential(None, 1, None, None)
 
 
 def test_truncated_python_unroll_keeps_the_last_steps_only(session):
@@ -84,6 +84,6 @@ def test_truncated_python_unroll_keeps_the_last_steps_only(session):
         from boml.task import TaskProgram
 
         task = TaskProgram([], [x], [theta])
-        final = strategy.unroll(task, truncate_iter=K).final[0]
+        final = strategy.task_dynamics(task).unroll(truncate=K).final[0]
         values[K] = session.run(tf.gradients(final, task.meta_locals)[0])
     assert values[-1] == pytest.approx(1 - 0.5 ** 4) and values[2] == pytest.approx(1 - 0.5 ** 2)

@@ -83,7 +83,8 @@ def test_detached_meta_parameter_is_named():
     assert unused is not None
 
 
-def test_learned_learning_rate_is_detached_under_implicit():
+def test_learned_learning_rate_is_refused_under_implicit():
+    # Implicit gives a learned step size no hypergradient: the combination is refused by the strategy's declaration.
     d = toys.make_data()
     X, b = tf.constant(d["X"]), tf.constant(d["b"])
     W = extension.get_outerparameter("W", d["W"])
@@ -91,7 +92,7 @@ def test_learned_learning_rate_is_detached_under_implicit():
     loss = tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(X, W), y) - b)) + tf.reduce_sum(y * y)
     boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Implicit")
     inner_grad = boml_ho.ll_problem(loss, 0.1, 3, var_list=[y], learn_lr=True)
-    with pytest.raises(errors.DetachedOuterParameterError, match="lr_0"):
+    with pytest.raises(errors.InvalidCombinationError, match="learned step size"):
         boml_ho.ul_problem(loss, 0.01, inner_grad, meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS))
 
 

@@ -5,8 +5,7 @@ import tensorflow.compat.v1 as tf
 
 import boml
 from boml import errors, extension
-from boml.boml_optimizer import ALLOWED_COMBINATIONS, allow_combination
-from boml.lower_iter import BOMLInnerGradTrad, inner_grad
+from boml.lower_iter import BOMLInnerGradTrad, inner_gradient
 from boml.upper_iter import BOMLOuterGrad
 
 import bilevel_toys as toys
@@ -19,29 +18,26 @@ def registered():
     class DampedTrad(BOMLInnerGradTrad):
         """Gradient steps on the inner objective scaled by 1/2."""
 
-        def direction(self, task, objectives, state, step):
-            grads, _ = inner_grad.inner_gradient(task, objectives["inner"], state)
+        outer_methods = ("Reverse",)  # joins the table with a built-in upper strategy
+
+        def direction(self, dynamics, t, state, hyperparameters):
+            grads, _ = inner_gradient(dynamics, dynamics.inner_objective, state)
             return [0.5 * g for g in grads]
 
     class FirstOrder(BOMLOuterGrad):
         """Only the direct gradient of F at the final state."""
 
-        def task_hypergradients(self, task, inner, outer_objective):
-            final = [tf.stop_gradient(y) for y in inner.unroll(task, differentiable=False).final]
-            outer = task.at_state(task.local(outer_objective), final)
-            inner_value = task.at_state(task.local(inner.inner_objective), final)
-            return tf.gradients(outer, task.meta_locals), outer, inner_value
+        inner_methods = ("DampedTrad",)
+
+        def task_hypergradients(self, dynamics):
+            final = dynamics.unroll(differentiable=False).final
+            return tf.gradients(dynamics.outer_value(final), dynamics.meta_locals), final
 
     extension.register_lower_iter("DampedTrad")(DampedTrad)
     extension.register_upper_iter("FirstOrder")(FirstOrder)
-    saved = {k: {i: list(o) for i, o in v.items()} for k, v in ALLOWED_COMBINATIONS.items()}
-    allow_combination("MetaFeat", "DampedTrad", "FirstOrder")
-    allow_combination("MetaFeat", "DampedTrad", "Reverse")
     yield
     extension.LOWER_ITERS.unregister("DampedTrad")
     extension.UPPER_ITERS.unregister("FirstOrder")
-    ALLOWED_COMBINATIONS.clear()
-    ALLOWED_COMBINATIONS.update(saved)
 
 
 def test_user_strategies_selected_by_name(session, registered):
@@ -66,7 +62,7 @@ def test_user_upper_strategy(session, registered):
 
 
 def test_unallowed_user_pair_is_refused(registered):
-    with pytest.raises(errors.InvalidCombinationError, match="allow_combination"):
+    with pytest.raises(errors.InvalidCombinationError, match="inner_methods"):
         boml.BOMLOptimizer("MetaFeat", "DampedTrad", "Implicit")
 
 

@@ -107,7 +107,7 @@ def test_warpgrad_trajectory_objective(session):
 
     meta, ex, inner, outer, pairs, feed = _warp_setup("trajectory", 0.5)
     thetas, eta = ex.model.var_list, 0.3
-    sources = [extension.get_initial_state(v) for v in thetas]
+    sources = ex.model.initial_state
     point = [tf.stop_gradient(tf.identity(x)) for x in sources]
     lookahead = []
     for _ in range(2):

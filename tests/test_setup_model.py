@@ -179,7 +179,7 @@ def test_base_learner_copies(session, use_t):
         assert task.task_parameter[key] is copy
         assert copy.name == f"task_net/{key}:0"
         assert copy.shape == outer.shape and copy.dtype == outer.dtype
-        assert extension.get_initial_state(copy) is outer
+        assert task.initial_state_of(copy) is outer
         assert copy not in tf.trainable_variables()
     assert refs(task.var_list) <= refs(tf.get_collection(GraphKeys.MODEL_VARIABLES))
     assert refs(task.var_list) <= refs(tf.global_variables())

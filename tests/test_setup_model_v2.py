@@ -136,7 +136,7 @@ def test_parameter_sets_are_disjoint_and_complete(kind):
         assert list(task.task_parameter) == list(meta.outer_param_dict)
         assert task.var_list == list(task.task_parameter.values())
         for key, copy in task.task_parameter.items():
-            assert extension.get_initial_state(copy) is meta.outer_param_dict[key]
+            assert task.initial_state_of(copy) is meta.outer_param_dict[key]
             assert copy.name == f"task_net/{key}:0"
         assert refs(task.var_list) <= refs(tf.get_collection(GraphKeys.MODEL_VARIABLES))
         assert task.model_param_dict == meta.model_param_dict

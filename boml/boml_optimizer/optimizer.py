@@ -14,23 +14,20 @@ Typical use (MAML on a batched experiment)::
                        meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
     boml_ho.aggregate_all()
 
+The facade only wires: the strategies own their options, variables and maths.
 Building ends at ``aggregate_all``; ``run`` performs one meta-iteration with a
-single ``session.run`` (lower dynamics, hypergradients and meta-update are all
-in the graph).
+single ``session.run``.
 """
 import collections
-import inspect
-import re
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.boml_optimizer.combinations import check_combination
-from boml.errors import (DivergenceError, InvalidArgumentError, NotFinalizedError, PhaseError,
-                         UnknownNameError, describe_allowed)
+from boml.boml_optimizer.networks import build_base_learner, build_meta_learner
+from boml.errors import DivergenceError, InvalidArgumentError, NotFinalizedError, PhaseError, UnknownNameError
 from boml.graph_mode import check_graph_mode
-from boml.optimizer import make_optimizer
 from boml.task import map_over_tasks
 
 OUTER_OPTIMIZERS = {
@@ -38,29 +35,28 @@ OUTER_OPTIMIZERS = {
     "Momentum": lambda lr, momentum: tf.train.MomentumOptimizer(lr, momentum),
     "SGD": lambda lr, momentum: tf.train.GradientDescentOptimizer(lr),
 }
-LR_GRANULARITIES = ("element", "tensor", "scalar")
-
-
-def _default_tolerance(k):
-    return 0.1 * 0.9 ** k
+#: ``ll_problem`` keywords that only some lower strategies take, at their "not set" values.
+LL_SHARED_DEFAULTS = {"learn_st": False, "alpha_init": 0.0, "s": 1.0, "t": 1.0, "learn_alpha": False,
+                      "learn_alpha_itr": False}
+#: ``ul_problem`` keywords that only some upper strategies take, at their "not set" values.
+UL_SHARED_DEFAULTS = {"epsilon": 0.01, "warp_lambda": 1.0, "tolerance": None, "use_warp": False}
 
 
 class BOMLOptimizer:
     """Builds and runs a bilevel meta-learning problem.
 
     Args:
-        method: ``"MetaInit"`` (meta-initialization: MAML, FMAML, Meta-SGD,
-            MT-net, WarpGrad) or ``"MetaFeat"`` (meta-features: RHG, TRHG, HOAG,
-            DARTS, BDA).
+        method: ``"MetaInit"`` (meta-initialization: MAML, FMAML, Meta-SGD, MT-net,
+            WarpGrad) or ``"MetaFeat"`` (meta-features: RHG, TRHG, HOAG, DARTS, BDA).
         inner_method: lower strategy name: ``"Simple"``, ``"Trad"`` or ``"Aggr"``.
-        outer_method: upper strategy name: ``"Simple"``, ``"Reptile"``,
-            ``"Reverse"``, ``"Forward"``, ``"Implicit"`` or ``"Darts"``.
+        outer_method: upper strategy name: ``"Simple"``, ``"Reptile"``, ``"Reverse"``,
+            ``"Forward"``, ``"Implicit"`` or ``"Darts"``.
         truncate_iter: -1 for full Reverse; K >= 0 back-propagates through the
             last K inner steps only (TRHG).
         experiments: optional list of ``BOMLExperiment`` (informational).
 
     Raises:
-        InvalidCombinationError: the triple is not in the allowed table.
+        InvalidCombinationError: the triple is not in the table derived from the strategies.
         UnknownNameError: a strategy name is not registered.
         GraphModeError: TensorFlow executes eagerly.
     """
@@ -68,20 +64,10 @@ class BOMLOptimizer:
     def __init__(self, method=None, inner_method=None, outer_method=None, truncate_iter=-1, experiments=None):
         check_graph_mode("BOMLOptimizer")
         check_combination(method, inner_method, outer_method)
-        self._method = method
-        self._inner_method = inner_method
-        self._outer_method = outer_method
+        self._method, self._inner_method, self._outer_method = method, inner_method, outer_method
         self._inner_class = extension.LOWER_ITERS.get(inner_method)
         self._outer_class = extension.UPPER_ITERS.get(outer_method)
-        if not isinstance(truncate_iter, int) or isinstance(truncate_iter, bool) or truncate_iter < -1:
-            raise InvalidArgumentError(
-                f"truncate_iter must be -1 (full back-propagation) or an integer K >= 0; received {truncate_iter!r}."
-            )
-        if truncate_iter >= 0 and not getattr(self._outer_class, "supports_truncation", False):
-            raise InvalidArgumentError(
-                f"truncate_iter={truncate_iter} only applies to outer_method='Reverse' (TRHG); received "
-                f"outer_method={outer_method!r}. Leave truncate_iter=-1."
-            )
+        self._outer_class.check_truncation(truncate_iter)
         self._truncate_iter = truncate_iter
         self.experiments = list(experiments or [])
         with tf.variable_scope(None, default_name="boml") as scope:
@@ -89,65 +75,31 @@ class BOMLOptimizer:
             self._global_step = tf.get_variable("global_step", initializer=tf.constant(0, tf.int64),
                                                 trainable=False)
         self._param_dict = collections.OrderedDict()
-        self._inner_grads = []
-        self._inner_objectives = []
-        self._outergradient = None
-        self._meta_learning_rate = None
-        self._outer_optimizer = None
-        self._learning_rate = None
-        self._learned_rates = None
-        self._bda = None
-        self._network_factory = None
-        self._meta_model = None
-        self._meta_learner = None
-        self._meta_update = None
-        self._grads_and_vars = None
-        self._fetches = None
+        self._networks = []
+        self._inner_grads, self._meta_params = [], {}
+        self._outergradient = self._meta_learning_rate = self._outer_optimizer = None
+        self._meta_update = self._grads_and_vars = self._fetches = None
         self._python_steps = {}
 
     # ------------------------------------------------------------------------ properties
-    @property
-    def method(self):
-        return self._method
-
-    @property
-    def meta_model(self):
-        return self._meta_model
-
-    @property
-    def outergradient(self):
-        """The upper strategy instance (created by the first ``ul_problem``)."""
-        return self._outergradient
-
-    @property
-    def innergradient(self):
-        """The lower strategy class."""
-        return self._inner_class
+    method = property(lambda self: self._method)
+    meta_model = property(lambda self: self._param_dict.get("meta_model"))
+    outergradient = property(lambda self: self._outergradient, doc="The upper strategy (after ul_problem).")
+    innergradient = property(lambda self: self._inner_class, doc="The lower strategy class.")
+    meta_learning_rate = property(lambda self: self._meta_learning_rate)
+    global_step = property(lambda self: self._global_step)
+    truncate_iter = property(lambda self: self._truncate_iter)
+    param_dict = property(lambda self: dict(self._param_dict), doc="Read-only view of the shared settings.")
+    inner_objectives = property(lambda self: [g.inner_objective for g in self._inner_grads])
+    meta_update_op = property(lambda self: self._meta_update)
 
     @property
     def learning_rate(self):
-        return self._learning_rate
+        return self._inner_grads[0].learning_rate if self._inner_grads else None
 
-    @property
-    def meta_learning_rate(self):
-        return self._meta_learning_rate
-
-    @property
-    def global_step(self):
+    def get_global_step(self):
+        """The meta-iteration counter (the original's name)."""
         return self._global_step
-
-    @property
-    def param_dict(self):
-        """Read-only view of the settings shared by all tasks (for compatibility)."""
-        return dict(self._param_dict)
-
-    @property
-    def inner_objectives(self):
-        return list(self._inner_objectives)
-
-    @property
-    def truncate_iter(self):
-        return self._truncate_iter
 
     # ------------------------------------------------------------------------ networks
     def meta_learner(self, _input, dataset=None, meta_model="V1", name="Hyper_Net", use_t=False, use_warp=False,
@@ -155,63 +107,22 @@ class BOMLOptimizer:
         """Builds the meta-learner network (its variables are the meta-parameters).
 
         The network is looked up in ``boml.extension.NETWORKS`` as
-        ``<dataset name><method><meta_model>`` (e.g. ``OmniglotMetaInitV1``) and
-        falls back to ``<method><meta_model>``.
-
-        Args:
-            _input: input placeholder (usually ``ex.x``).
-            dataset: the ``Datasets`` (gives the dataset name and number of classes).
-            meta_model: ``"V1"``/``"v1"`` (conv-4) or a registered version.
-            name: variable scope.
-            use_t: add MT-net T-layers (MetaInit).
-            use_warp: add WarpGrad warp layers.
-            model_loss_func, outer_loss_func: kept for compatibility.
-            **model_args: passed to the network.
+        ``<dataset name><method><meta_model>`` (e.g. ``OmniglotMetaInitV1``), falling
+        back to ``<method><meta_model>``; ``meta_model`` ``"v1"`` means ``"V1"``.
+        ``use_t`` adds MT-net T-layers, ``use_warp`` WarpGrad warp layers;
+        ``model_loss_func`` and ``outer_loss_func`` are kept for compatibility;
+        ``model_args`` go to the network.
 
         Returns:
             The network object.
         """
         self._check_building("meta_learner")
-        version = str(meta_model)
-        if re.fullmatch(r"[vV]\d+", version):  # "v1" (the original's default) means "V1"
-            version = version.upper()
-        dataset_name = getattr(getattr(dataset, "train", dataset), "name", None) if dataset is not None else None
-        candidates = ([f"{dataset_name}{self._method}{version}"] if dataset_name else []) + \
-            [f"{self._method}{version}"]
-        factory = None
-        for candidate in candidates:
-            if candidate in extension.NETWORKS:
-                factory = extension.NETWORKS.get(candidate)
-                break
-        if factory is None:
-            raise UnknownNameError(
-                f"No network registered for meta_model={meta_model!r} (looked for {candidates}). Registered networks: "
-                f"{describe_allowed(extension.NETWORKS.names())}. Register one with boml.extension.register_network."
-            )
-        kwargs = dict(model_args)
-        dim_output = self._dim_output(dataset, kwargs)
-        kwargs.update(name=name, use_t=use_t, use_warp=use_warp, outer_method=self._outer_method)
-        if self._method == "MetaInit":
-            if dim_output is None:
-                raise InvalidArgumentError(
-                    "meta_learner needs the number of classes: pass dataset=<Datasets> or dim_output=<int>."
-                )
-            kwargs["dim_output"] = dim_output
-        self._param_dict["dim_output"] = dim_output
-        net = factory(_input, **kwargs)
-        self._network_factory = (factory, {k: v for k, v in kwargs.items() if k != "name"})
-        self._meta_model = version
-        self._meta_learner = net
-        self._param_dict.update(use_t=use_t, use_warp=use_warp, model_loss_func=model_loss_func,
-                                outer_loss_func=outer_loss_func, meta_model=version, meta_learner=net)
+        net, self._network_factory, settings = build_meta_learner(
+            self._method, _input, dataset, meta_model, name, use_t, use_warp, model_args)
+        self._networks.append(net)
+        self._param_dict.update(settings, model_loss_func=model_loss_func, outer_loss_func=outer_loss_func,
+                                meta_learner=net)
         return net
-
-    @staticmethod
-    def _dim_output(dataset, model_args):
-        if "dim_output" in model_args:
-            return model_args.pop("dim_output")
-        train = getattr(dataset, "train", dataset)
-        return getattr(train, "dim_target", None)
 
     def base_learner(self, _input, meta_learner, name="task_net", weights_initializer=tf.zeros_initializer):
         """Builds the task network whose variables the lower level adapts.
@@ -222,22 +133,10 @@ class BOMLOptimizer:
         re-initialized with ``weights_initializer`` (zeros) at every episode.
         """
         self._check_building("base_learner")
-        if self._method == "MetaInit":
-            if self._network_factory is None:
-                raise PhaseError("Call meta_learner(...) before base_learner(...).")
-            factory, kwargs = self._network_factory
-            return factory(_input, name=name, outer_param_dict=meta_learner.outer_param_dict,
-                           model_param_dict=meta_learner.model_param_dict, **kwargs)
-        from boml.setup_model import BOMLNetFeedForward
-
-        dims = self._param_dict.get("dim_output")
-        if dims is None:
-            raise InvalidArgumentError(
-                "base_learner for MetaFeat needs the number of classes: pass dataset=<Datasets> (or "
-                "dim_output=<int>) to meta_learner, or call set_output_dim(N) first."
-            )
-        return BOMLNetFeedForward(_input, dims=dims, output_weight_initializer=weights_initializer, name=name,
-                                  data_type=_input.dtype.base_dtype)
+        net = build_base_learner(self._method, _input, meta_learner, name, weights_initializer,
+                                 getattr(self, "_network_factory", None), self._param_dict.get("dim_output"))
+        self._networks.append(net)
+        return net
 
     def set_output_dim(self, dim_output):
         """Number of classes of the MetaFeat base learner (when no experiment was given)."""
@@ -247,13 +146,11 @@ class BOMLOptimizer:
     def ll_problem(self, inner_objective, learning_rate, T, var_list=None, experiment=None,
                    inner_objective_optimizer="SGD", outer_objective=None, learn_lr=False, learn_st=False,
                    alpha_init=0.0, s=1.0, t=1.0, learn_alpha=False, learn_alpha_itr=False, first_order=False,
-                   loss_func=utils.cross_entropy, momentum=0.5, lr_granularity="element", l1_reg=0.0, l2_reg=0.0,
-                   use_mask=False, mask_init=0.0, mask_temperature=1.0, **inner_kargs):
+                   loss_func=utils.cross_entropy, momentum=0.5, initial_state=None, **options):
         """Defines the lower-level problem of one task (or one batched experiment).
 
         Args:
-            inner_objective: scalar tensor ``f`` on the task variables (any
-                regularizers included; it is used at every inner step).
+            inner_objective: scalar tensor ``f`` on the task variables.
             learning_rate: inner step size (positive number).
             T: number of inner steps.
             var_list: task variables (default ``experiment.model.var_list``).
@@ -261,156 +158,69 @@ class BOMLOptimizer:
             inner_objective_optimizer: ``"SGD"``, ``"Momentum"``, ``"Adam"`` or a
                 registered name; its update rule is differentiated.
             outer_objective: the query loss, needed by ``Aggr`` (BDA).
-            learn_lr: learn the step size (Meta-SGD); see ``lr_granularity``.
-            learn_st, s, t: BDA weights of the upper/lower gradients (learned if
-                ``learn_st``).
-            alpha_init, learn_alpha, learn_alpha_itr: BDA aggregation weight, its
-                learning, and one weight per step.
+            learn_lr: learn the step size: ONE scalar ``lr`` as in the original
+                (``lr_granularity="tensor"``/``"element"`` for finer ones).
+            learn_st, s, t, alpha_init, learn_alpha, learn_alpha_itr: BDA's
+                aggregation settings (``Aggr`` only; see ``AggrOptions``).
             first_order: FOMAML (directions treated as constants).
             loss_func: kept for compatibility (the user's objective is used).
             momentum: momentum of the ``Momentum`` inner optimizer.
-            lr_granularity: with ``learn_lr``: ``"element"`` (one step size per
-                parameter entry, as in Meta-SGD), ``"tensor"`` (one per variable)
-                or ``"scalar"`` (one shared, as the original BOML).
-            l1_reg, l2_reg: rates of ``l1 * sum|y|`` and ``l2 * sum y^2 / 2`` over
-                ``var_list``, added to the inner objective (so applied at every step).
-            use_mask: MT-net's learned update mask: one logit per output unit of
-                every task variable; only the units whose sampled mask is 1 adapt.
-            mask_init: initial mask logit (0 gives probability 1/2).
-            mask_temperature: temperature of the relaxed Bernoulli sample.
-            **inner_kargs: optimizer settings (``beta1``, ``beta2``, ``epsilon``,
-                ``use_nesterov``).
+            initial_state: episode start of each task variable (default: handed
+                over by the network that owns the variables, see ``BOMLNet.initial_state``).
+            **options: the lower strategy's other options (``LowerOptions``:
+                ``lr_granularity``, ``l1_reg``, ``l2_reg``, ``use_mask``, ``mask_init``,
+                ``mask_temperature``, ``mask_noise``, ``beta1``, ``beta2``, ``epsilon``,
+                ``use_nesterov``; registered strategies' own options).
 
         Returns:
             The lower strategy object (pass it to ``ul_problem``).
+
+        Raises:
+            UnknownOptionError: an option is not one of the lower strategy's.
         """
         self._check_building("ll_problem")
         if experiment is not None and experiment not in self.experiments:
             self.experiments.append(experiment)
         if var_list is None:
-            model = getattr(experiment, "model", None)
-            if model is None:
+            if getattr(experiment, "model", None) is None:
                 raise InvalidArgumentError(
                     "ll_problem needs the task variables: pass var_list=ex.model.var_list, or set ex.model to the "
                     "base learner and pass experiment=ex."
                 )
-            var_list = model.var_list
+            var_list = experiment.model.var_list
         var_list = list(var_list)
-        if not var_list:
-            raise InvalidArgumentError(
-                "var_list is empty: the lower level has no task variables to adapt. Pass var_list=ex.model.var_list "
-                "after setting ex.model = boml_ho.base_learner(...)."
-            )
-        self._check_learning_rate(learning_rate)
-        if lr_granularity not in LR_GRANULARITIES:
-            raise InvalidArgumentError(
-                f"lr_granularity must be one of {LR_GRANULARITIES}; received {lr_granularity!r}."
-            )
-        for rate, name in ((l1_reg, "l1_reg"), (l2_reg, "l2_reg")):
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
-                raise InvalidArgumentError(f"{name} must be a number >= 0; received {rate!r}.")
-        if l2_reg:
-            inner_objective = inner_objective + utils.get_L2Reg(var_list, l2_reg)
-        if l1_reg:
-            inner_objective = inner_objective + utils.get_L1Reg(var_list, l1_reg)
-        rates = self._inner_learning_rates(learning_rate, var_list, learn_lr, lr_granularity)
-        optimizer = make_optimizer(inner_objective_optimizer, self._learning_rate, momentum=momentum, **inner_kargs)
-        config = {}
-        if self._inner_method == "Aggr":
-            config.update(self._bda_parameters(T, alpha_init, s, t, learn_alpha, learn_alpha_itr, learn_st,
-                                               var_list[0].dtype.base_dtype.as_numpy_dtype))
-        if use_mask:
-            config.update(mask_logits=self._mask_logits(var_list, mask_init), mask_temperature=mask_temperature)
-        inner_grad = self._inner_class(inner_objective, var_list, optimizer, T, learning_rates=rates,
-                                       outer_objective=outer_objective, experiment=experiment,
-                                       first_order=first_order, **config)
+        if initial_state is None:
+            initial_state = self._initial_state(var_list, experiment)
+        options.update(learn_lr=learn_lr, learn_st=learn_st, alpha_init=alpha_init, s=s, t=t,
+                       learn_alpha=learn_alpha, learn_alpha_itr=learn_alpha_itr, momentum=momentum)
+        inner_grad = self._inner_class(
+            inner_objective, var_list, inner_objective_optimizer, T, learning_rate=learning_rate,
+            outer_objective=outer_objective, experiment=experiment, first_order=first_order,
+            initial_state=initial_state, share_with=self._inner_grads[0] if self._inner_grads else None,
+            scope=self._scope, shared_defaults=LL_SHARED_DEFAULTS, **options)
         self._inner_grads.append(inner_grad)
-        self._inner_objectives.append(inner_objective)
-        self._param_dict.update(learning_rate=self._learning_rate, T=T, loss_func=loss_func, experiment=experiment,
-                                first_order=first_order)
-        if learn_lr:
-            self._param_dict["learn_lr"] = True
+        self._param_dict.update(learning_rate=inner_grad.learning_rate, T=T, loss_func=loss_func,
+                                experiment=experiment, first_order=first_order, learn_lr=learn_lr,
+                                **{k: v for k, v in inner_grad.learned.items() if k in ("alpha", "s", "t")})
         return inner_grad
 
-    @staticmethod
-    def _check_learning_rate(learning_rate):
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)):
-            if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
-                return
-            raise InvalidArgumentError(
-                f"learning_rate must be a positive number; received {learning_rate!r}."
-            )
-        if not np.isfinite(learning_rate) or learning_rate <= 0:
-            raise InvalidArgumentError(
-                f"learning_rate must be a positive finite number; received {learning_rate!r}. Try 0.1 or 0.4."
-            )
-
-    def _inner_learning_rates(self, learning_rate, var_list, learn_lr, granularity):
-        if self._learned_rates is None:
-            with tf.variable_scope(self._scope, auxiliary_name_scope=False):
-                with tf.name_scope(self._scope.original_name_scope):
-                    dtype = var_list[0].dtype.base_dtype
-                    if not learn_lr:
-                        if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
-                            self._learning_rate = tf.cast(learning_rate, dtype, name="lr")
-                        else:
-                            self._learning_rate = tf.constant(learning_rate, dtype, name="lr")
-                        self._learned_rates = [self._learning_rate] * len(var_list)
-                    elif granularity == "scalar":
-                        self._learning_rate = extension.get_outerparameter(
-                            "lr", np.asarray(learning_rate, dtype.as_numpy_dtype))
-                        self._learned_rates = [self._learning_rate] * len(var_list)
-                    else:
-                        self._learned_rates = []
-                        for index, var in enumerate(var_list):
-                            shape = var.shape.as_list() if granularity == "element" else []
-                            value = np.full(shape, learning_rate, dtype=var.dtype.base_dtype.as_numpy_dtype)
-                            self._learned_rates.append(extension.get_outerparameter(f"lr_{index}", value))
-                        self._learning_rate = self._learned_rates[0]
-        if len(self._learned_rates) != len(var_list):
-            raise InvalidArgumentError(
-                f"Every task must adapt the same number of variables; the first task had "
-                f"{len(self._learned_rates)}, this one has {len(var_list)}."
-            )
-        return list(self._learned_rates)
-
-    def _mask_logits(self, var_list, mask_init):
-        """MT-net mask logits, one per output unit (last axis) of each task variable, shared by all tasks."""
-        if getattr(self, "_masks", None) is None:
-            with tf.variable_scope(self._scope, auxiliary_name_scope=False):
-                with tf.name_scope(self._scope.original_name_scope):
-                    self._masks = [
-                        extension.get_outerparameter(
-                            f"mask_logit_{index}",
-                            np.full(var.shape.as_list()[-1:], mask_init, var.dtype.base_dtype.as_numpy_dtype))
-                        for index, var in enumerate(var_list)]
-        return list(self._masks)
-
-    def _bda_parameters(self, T, alpha_init, s, t, learn_alpha, learn_alpha_itr, learn_st, dtype):
-        if self._bda is None:
-            with tf.variable_scope(self._scope, auxiliary_name_scope=False):
-                with tf.name_scope(self._scope.original_name_scope):
-                    if learn_alpha_itr:
-                        alpha = extension.get_outerparameter("alpha", np.full([T], alpha_init, dtype))
-                    elif learn_alpha:
-                        alpha = extension.get_outerparameter("alpha", np.asarray(alpha_init, dtype))
-                    else:
-                        alpha = tf.constant(alpha_init, dtype, name="alpha")
-                    if learn_st:
-                        s_value = extension.get_outerparameter("s", np.asarray(s, dtype))
-                        t_value = extension.get_outerparameter("t", np.asarray(t, dtype))
-                    else:
-                        s_value, t_value = tf.constant(s, dtype, name="s"), tf.constant(t, dtype, name="t")
-            self._bda = {"alpha": alpha, "s": s_value, "t": t_value}
-            self._param_dict.update(self._bda)
-        return dict(self._bda)
+    def _initial_state(self, var_list, experiment):
+        """The episode starts handed over by the networks that own ``var_list`` (None: own initial value)."""
+        networks = ([experiment.model] if getattr(experiment, "model", None) is not None else []) + self._networks
+        starts = []
+        for var in var_list:
+            start = None
+            for net in networks:
+                start = net.initial_state_of(var) if hasattr(net, "initial_state_of") else None
+                if start is not None:
+                    break
+            starts.append(start)
+        return starts
 
     # ------------------------------------------------------------------------ upper level
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
-                   outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0,
-                   warp_objective="trajectory",
-                   tolerance=_default_tolerance, cg_max_iter=50, cg_damping=0.0,
-                   parallel_iterations=16, forward_max_dim=1000):
+                   outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0, tolerance=None,
+                   **options):
         """Defines the upper-level problem of one task (or batched experiment).
 
         Args:
@@ -421,19 +231,21 @@ class BOMLOptimizer:
             mlr_decay: inverse-time decay rate of the meta learning rate.
             meta_param: meta-parameters to learn (default: METAPARAMETERS collection).
             outer_objective_optimizer: ``"Adam"``, ``"Momentum"`` or ``"SGD"``.
-            epsilon: DARTS finite-difference scale.
+            epsilon: ``Darts``' finite-difference scale.
             momentum: momentum of the ``Momentum`` outer optimizer.
-            warp_lambda: WarpGrad weight of the initialization's hypergradient.
-            warp_objective: WarpGrad meta-objective, ``"trajectory"`` (published) or
-                ``"unrolled"`` (the original BOML's variant).
-            tolerance: Implicit CG tolerance schedule ``k -> float``.
-            cg_max_iter: Implicit CG iteration cap.
-            cg_damping: Implicit: solve with ``H + cg_damping * I``.
-            parallel_iterations: tasks of a batched experiment run concurrently.
-            forward_max_dim: Forward: cap on the number of scalar hyperparameters.
+            warp_lambda: ``Simple`` with warp layers: weight of the initialization's hypergradient.
+            tolerance: ``Implicit``'s CG tolerance schedule ``k -> float`` (None: ``0.1 * 0.9**k``).
+            **options: the upper strategy's other options (``warp_objective``,
+                ``cg_max_iter``, ``cg_damping``, ``parallel_iterations``,
+                ``forward_max_dim``; registered strategies' own options).
 
         Returns:
             self.
+
+        Raises:
+            UnknownOptionError: an option is not one of the upper strategy's.
+            InvalidCombinationError: the upper strategy is not defined for the
+                lower strategy's optimizer, learned step size or mask.
         """
         self._check_building("ul_problem")
         if not any(inner_grad is g for g in self._inner_grads):
@@ -441,32 +253,30 @@ class BOMLOptimizer:
                 "inner_grad must be the object returned by this optimizer's ll_problem(...) for the same task."
             )
         if self._meta_learning_rate is None:
-            self._check_learning_rate(meta_learning_rate)
             self._meta_learning_rate = tf.train.inverse_time_decay(
-                float(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
+                _positive(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
             if outer_objective_optimizer not in OUTER_OPTIMIZERS:
                 raise UnknownNameError(
                     f"Unknown outer_objective_optimizer {outer_objective_optimizer!r}; allowed: "
-                    f"{describe_allowed(OUTER_OPTIMIZERS)}."
+                    f"{sorted(OUTER_OPTIMIZERS)}."
                 )
             self._outer_optimizer = OUTER_OPTIMIZERS[outer_objective_optimizer](self._meta_learning_rate, momentum)
         if self._outergradient is None:
-            options = {"truncate_iter": self._truncate_iter, "epsilon": epsilon, "warp_lambda": warp_lambda,
-                       "warp_objective": warp_objective,
-                       "use_warp": self._param_dict.get("use_warp", False), "tolerance": tolerance,
-                       "cg_max_iter": cg_max_iter, "cg_damping": cg_damping, "parallel_iterations": parallel_iterations,
-                       "forward_max_dim": forward_max_dim}
+            options.update(epsilon=epsilon, warp_lambda=warp_lambda, tolerance=tolerance,
+                           use_warp=self._param_dict.get("use_warp", False))
             self._outergradient = self._outer_class(inner_method=self._inner_method,
-                                                    **_accepted(self._outer_class, options))
-        self._outergradient.compute_gradients(outer_objective, inner_grad, meta_param=meta_param)
+                                                    truncate_iter=self._truncate_iter,
+                                                    shared_defaults=UL_SHARED_DEFAULTS, **options)
+        meta_param = self._outergradient.compute_gradients(outer_objective, inner_grad, meta_param=meta_param)
+        self._meta_params[id(inner_grad)] = meta_param
         return self
 
     def aggregate_all(self, aggregation_fn=None, gradient_clip=None):
-        """Averages the task hypergradients and builds the meta-update; ends graph building.
+        """Aggregates the task hypergradients and builds the meta-update; ends graph building.
 
         Args:
-            aggregation_fn: maps stacked per-task hypergradients (task axis
-                first) to one tensor (default: mean).
+            aggregation_fn: maps the list of per-task hypergradients of one
+                meta-parameter to one tensor, as in the original (default: the mean).
             gradient_clip: function applied to each aggregated hypergradient,
                 e.g. ``lambda g: tf.clip_by_value(g, -10., 10.)``.
 
@@ -481,16 +291,13 @@ class BOMLOptimizer:
         with tf.name_scope("meta_update"):
             apply = self._outer_optimizer.apply_gradients(pairs)
             with tf.control_dependencies([apply]):
+                adapted = self._outergradient.adapted_state_assignment()
+            with tf.control_dependencies([apply, adapted]):
                 self._meta_update = tf.assign_add(self._global_step, 1)
-        outer_losses = self._outergradient.outer_losses
-        inner_losses = self._outergradient.inner_losses
-        self._fetches = {"update": self._meta_update, "outer_loss": tf.reduce_mean(outer_losses),
-                         "inner_loss": tf.reduce_mean(inner_losses)}
+        self._fetches = {"update": self._meta_update,
+                         "outer_loss": tf.reduce_mean(self._outergradient.outer_losses),
+                         "inner_loss": tf.reduce_mean(self._outergradient.inner_losses)}
         return self.run
-
-    @property
-    def meta_update_op(self):
-        return self._meta_update
 
     @property
     def hypergradients(self):
@@ -503,10 +310,10 @@ class BOMLOptimizer:
     def adapted(self, tensors, inner_grad=None, T=None):
         """``tensors`` evaluated after adapting each task with the training dynamics.
 
-        The tensors are built on the task variables (like the outer objective,
-        e.g. an accuracy on ``ex.model.re_forward(ex.x_).out``). Each task is
-        adapted with the same inner optimizer, learned step sizes and BDA
-        aggregation used in training, without any hypergradient graph.
+        The tensors are built on the task variables (e.g. an accuracy on
+        ``ex.model.re_forward(ex.x_).out``); each task is adapted with the inner
+        optimizer, step sizes and BDA aggregation of training (deterministic MT-net
+        mask), against the meta-parameters given to ``ul_problem`` for that task.
 
         Args:
             tensors: a tensor or list of tensors.
@@ -521,10 +328,11 @@ class BOMLOptimizer:
             raise PhaseError("adapted(...) needs an ll_problem(...) first.")
         single = not isinstance(tensors, (list, tuple))
         items = [tensors] if single else list(tensors)
-        meta = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
+        meta = self._meta_params.get(id(inner_grad), tf.get_collection(extension.GraphKeys.METAPARAMETERS))
 
         def task_fn(task):
-            final = inner_grad.unroll(task, differentiable=False, T=T).final
+            dynamics = inner_grad.task_dynamics(task, training=False)
+            final = dynamics.unroll(T=T, differentiable=False).final
             return [tf.stop_gradient(v) for v in task.at_state(task.local(items), final)]
 
         with tf.name_scope("adapted"):
@@ -537,9 +345,10 @@ class BOMLOptimizer:
             session=None):
         """Performs one meta-iteration (one ``session.run``).
 
+        Afterwards the task variables hold the adapted state of the (last) task.
+
         Args:
-            inner_objective_feed_dicts: feed dict (or callable of the step) for
-                the support placeholders.
+            inner_objective_feed_dicts: feed dict (or callable of the step) for the support placeholders.
             outer_objective_feed_dicts: feed dict (or callable) for the query ones.
             initializer_feed_dict: extra feeds.
             session: the session (default: the default session).
@@ -578,16 +387,14 @@ class BOMLOptimizer:
         return losses
 
     def _python_step(self, session):
-        key = id(session)
-        if key not in self._python_steps:
-            self._python_steps[key] = int(session.run(self._global_step))
-        return self._python_steps[key]
+        if id(session) not in self._python_steps:
+            self._python_steps[id(session)] = int(session.run(self._global_step))
+        return self._python_steps[id(session)]
 
     def sync_step(self, session):
         """Re-reads the global step (after restoring a checkpoint)."""
         self._python_steps[id(session)] = int(session.run(self._global_step))
 
-    # ------------------------------------------------------------------------ helpers
     def _check_building(self, what):
         if self._meta_update is not None:
             raise PhaseError(
@@ -596,11 +403,8 @@ class BOMLOptimizer:
             )
 
 
-def _accepted(cls, options):
-    """The subset of ``options`` that ``cls.__init__`` names explicitly (all if it takes **kwargs)."""
-    parameters = inspect.signature(cls.__init__).parameters
-    names = set(parameters)
-    chain = [c for c in cls.__mro__ if "__init__" in c.__dict__]
-    for klass in chain:
-        names.update(inspect.signature(klass.__init__).parameters)
-    return {k: v for k, v in options.items() if k in names}
+def _positive(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value) \
+            or value <= 0:
+        raise InvalidArgumentError(f"meta_learning_rate must be a positive finite number; received {value!r}.")
+    return float(value)

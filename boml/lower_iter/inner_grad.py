@@ -2,71 +2,176 @@
 
 A lower strategy turns the user's inner objective into the dynamical system
 
-    y_0 = Psi_0(x),    y_t = y_{t-1} - eta * d_t(x, y_{t-1})   (t = 1..T)
+    y_0 = Psi_0(x),    y_t = y_{t-1} - eta * M * d_t(x, y_{t-1})   (t = 1..T)
 
-(for SGD; Momentum and Adam transform ``d_t`` the same way they transform a
-gradient), where ``d_t`` is the *direction* of step ``t``. ``BOMLInnerGradTrad``
-uses the gradient of the inner objective, ``BOMLInnerGradAggr`` (BDA) mixes it
-with the gradient of the outer objective, ``BOMLInnerGradSimple`` is the MAML
-inner loop.
+(for SGD; Momentum and Adam transform ``M * d_t`` the way they transform a
+gradient), where ``d_t`` is the *direction* of step ``t`` and ``M`` the optional
+MT-net mask. ``BOMLInnerGradTrad`` uses the gradient of the inner objective,
+``BOMLInnerGradAggr`` (BDA) mixes it with the gradient of the outer objective,
+``BOMLInnerGradSimple`` is the MAML inner loop.
 
-The dynamics are built once, in the graph, per task: ``Trad`` and ``Aggr`` as a
-``tf.while_loop`` (graph size independent of T), ``Simple`` unrolled in Python
-(second-order MAML differentiates through every step).
+A strategy owns its options (a frozen ``LowerOptions`` record) and the
+variables they need (learned step sizes, mask logits, BDA's weights); it hands
+the upper strategy one ``TaskDynamics`` per task (``task_dynamics``).
 """
 import collections
+import dataclasses
+import inspect
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
-from boml import extension
+from boml import extension, utils
 from boml.errors import InvalidArgumentError
+from boml.lower_iter.dynamics import StepHyperparameters, TaskDynamics, Trajectory
+from boml.optimizer import BOMLOpt, make_optimizer
+from boml.strategy_options import StrategyOptions
 
-Trajectory = collections.namedtuple("Trajectory", ["initial", "final", "previous", "slots", "states"])
-Trajectory.__doc__ = """Result of unrolling the lower-level dynamics for one task.
+__all__ = ["BOMLInnerGrad", "BOMLInnerGradTrad", "LowerOptions", "Trajectory", "inner_gradient",
+           "LR_GRANULARITIES"]
 
-Attributes:
-    initial: list of tensors, the state y_0.
-    final: list of tensors, the state y_T.
-    previous: list of tensors, y_{T-1} (None unless requested).
-    slots: optimizer slots after the last step.
-    states: [y_0, ..., y_T] when unrolled in Python, else None.
-"""
+LR_GRANULARITIES = ("scalar", "tensor", "element")
+_OPTIMIZER_OPTIONS = ("momentum", "beta1", "beta2", "epsilon", "use_nesterov")
 
 
-def _zeros_for_none(grads, like):
-    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, like)]
+def _number(value, name, owner, minimum=0.0):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or value < minimum:
+        raise InvalidArgumentError(f"{owner}: {name} must be a number >= {minimum}; received {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class LowerOptions(StrategyOptions):
+    """Options shared by the lower strategies.
+
+    Attributes:
+        learn_lr: learn the inner step size (Meta-SGD); see ``lr_granularity``.
+        lr_granularity: with ``learn_lr``: ``"scalar"`` (one step size ``lr``, as the
+            original BOML; default), ``"tensor"`` (one per task variable) or
+            ``"element"`` (one per entry, as in the Meta-SGD paper).
+        l1_reg, l2_reg: rates of ``l1 * sum|y|`` and ``l2 * sum y^2 / 2`` over the task
+            variables, added to the inner objective (so to every step's direction).
+        use_mask: MT-net's learned update mask (one logit per output unit of every
+            task variable; only the units whose mask is 1 adapt).
+        mask_init: initial mask logit (0 gives probability 1/2).
+        mask_temperature: temperature of the relaxed Bernoulli sample.
+        mask_noise: sample the training mask with logistic noise (MT-net); False
+            uses the deterministic relaxation ``sigmoid(logit / temperature)``.
+        momentum, beta1, beta2, epsilon, use_nesterov: settings of the inner
+            optimizer (only those its constructor takes; ``momentum`` at its
+            default 0.5 is ignored by the optimizers without momentum).
+    """
+
+    learn_lr: bool = False
+    lr_granularity: str = "scalar"
+    l1_reg: float = 0.0
+    l2_reg: float = 0.0
+    use_mask: bool = False
+    mask_init: float = 0.0
+    mask_temperature: float = 1.0
+    mask_noise: bool = True
+    momentum: float = 0.5
+    beta1: float = None
+    beta2: float = None
+    epsilon: float = None
+    use_nesterov: bool = None
+
+    def validate(self, owner):
+        if self.lr_granularity not in LR_GRANULARITIES:
+            raise InvalidArgumentError(
+                f"{owner}: lr_granularity must be one of {LR_GRANULARITIES}; received {self.lr_granularity!r}.")
+        _number(self.l1_reg, "l1_reg", owner)
+        _number(self.l2_reg, "l2_reg", owner)
+        _number(self.mask_init, "mask_init", owner, minimum=-np.inf)
+        if isinstance(self.mask_temperature, bool) or not isinstance(self.mask_temperature, (int, float)) \
+                or self.mask_temperature <= 0:
+            raise InvalidArgumentError(
+                f"{owner}: mask_temperature must be a positive number; received {self.mask_temperature!r}.")
+
+    def optimizer_settings(self, optimizer_name, owner):
+        """The optimizer keywords that were set, checked against the optimizer's constructor."""
+        factory = extension.OPTIMIZERS.get(optimizer_name)
+        try:
+            accepted = set(inspect.signature(factory).parameters)
+        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
+            accepted = set(_OPTIMIZER_OPTIONS)
+        settings = {}
+        for key in _OPTIMIZER_OPTIONS:
+            value = getattr(self, key)
+            default = LowerOptions.__dataclass_fields__[key].default
+            if key in accepted:
+                if value is not None:
+                    settings[key] = value
+            elif value is not None and value != default:
+                raise InvalidArgumentError(
+                    f"{owner}: the inner optimizer {optimizer_name!r} does not take {key}={value!r}. Its settings are "
+                    f"{sorted(accepted & set(_OPTIMIZER_OPTIONS)) or 'none'}; remove {key} or choose an optimizer "
+                    f"that uses it."
+                )
+        return settings
+
+
+def inner_gradient(dynamics, objective, state):
+    """Gradient of a task-local objective w.r.t. the state (zeros where it does not depend on it).
+
+    Returns:
+        ``(gradients, value)``.
+    """
+    value = dynamics.at_state(objective, state)
+    return dynamics.gradient(value, state), value
 
 
 class BOMLInnerGrad:
     """Base class of the lower-level strategies.
 
-    Subclasses define ``direction`` (and ``potential`` for DARTS). The
-    constructor arguments are normally supplied by ``BOMLOptimizer.ll_problem``.
+    Subclasses define ``direction`` and ``potential``. ``BOMLOptimizer.ll_problem``
+    builds the strategy; it can also be built directly.
 
     Args:
         inner_objective: scalar tensor ``f``, built on the task variables.
         var_list: the task variables ``y`` adapted by the dynamics.
-        optimizer: a ``boml.optimizer.BOMLOpt`` (pure ``step`` rule).
+        optimizer: a ``boml.optimizer.BOMLOpt`` or a registered optimizer name.
         T: number of inner steps (int >= 1).
-        learning_rates: one learning-rate tensor per variable of ``var_list``
-            (scalar or shaped like the variable); defaults to the optimizer's.
-        outer_objective: scalar tensor ``F``; required by strategies whose
-            dynamics use it (BDA).
+        learning_rate: inner step size (default: the optimizer's).
+        outer_objective: scalar tensor ``F``; required by strategies whose dynamics
+            use it (BDA).
         experiment: the ``BOMLExperiment`` the objectives were built on.
         first_order: treat the direction as a constant (FOMAML).
+        initial_state: the episode start of each task variable, aligned with
+            ``var_list`` (a tensor or variable, e.g. the meta-parameter a MetaInit
+            task variable starts from, or None for the variable's initial value).
+            Networks hand it over with ``BOMLNet.initial_state``.
+        share_with: another strategy of the same problem whose learned
+            variables (step sizes, masks, BDA weights) this one reuses (one per task).
+        scope: variable scope for the learned variables.
+        shared_defaults: see ``StrategyOptions.from_options``.
+        **options: the strategy's ``Options`` (see ``LowerOptions``).
+
+    Raises:
+        InvalidArgumentError: T, var_list, learning_rate or an option is invalid.
+        UnknownOptionError: an option is not one of the strategy's.
     """
 
+    #: The option record of the strategy.
+    Options = LowerOptions
+    #: The ``method`` values the strategy serves.
+    methods = ("MetaFeat",)
+    #: Upper strategies (names) this lower strategy declares it works with, in addition to
+    #: those that list it in their ``inner_methods``.
+    outer_methods = ()
     #: True when the dynamics are unrolled in Python (graph grows with T).
     unroll_in_python = False
     #: True when ``outer_objective`` is required.
     needs_outer_objective = False
 
-    def __init__(self, inner_objective, var_list, optimizer, T, learning_rates=None, outer_objective=None,
-                 experiment=None, first_order=False, **config):
+    def __init__(self, inner_objective, var_list, optimizer="SGD", T=1, learning_rate=None, outer_objective=None,
+                 experiment=None, first_order=False, initial_state=None, share_with=None, scope=None,
+                 shared_defaults=None, **options):
+        owner = f"inner_method {type(self).__name__}"
         if not isinstance(T, int) or isinstance(T, bool) or T < 1:
             raise InvalidArgumentError(
                 f"T (the number of inner steps) must be a positive integer; received {T!r}. Pass for example T=5."
             )
+        var_list = list(var_list or [])
         if not var_list:
             raise InvalidArgumentError(
                 "var_list is empty: the lower level has no task variables to adapt. Pass var_list=ex.model.var_list "
@@ -74,22 +179,159 @@ class BOMLInnerGrad:
             )
         if self.needs_outer_objective and outer_objective is None:
             raise InvalidArgumentError(
-                f"inner_method {type(self).__name__} needs the outer objective inside the lower-level dynamics; "
-                f"received outer_objective=None. Pass ll_problem(..., outer_objective=<query loss tensor>)."
+                f"{owner} needs the outer objective inside the lower-level dynamics; received outer_objective=None. "
+                f"Pass ll_problem(..., outer_objective=<query loss tensor>)."
             )
-        self.inner_objective = inner_objective
-        self.outer_objective = outer_objective
-        self.var_list = list(var_list)
-        self.optimizer = optimizer
+        self.config = self.Options.from_options(owner, options, shared_defaults)
+        if isinstance(optimizer, BOMLOpt):
+            self.optimizer_name = getattr(optimizer, "display_name", type(optimizer).__name__)
+            self.optimizer = optimizer
+            learning_rate = optimizer.learning_rate if learning_rate is None else learning_rate
+        else:
+            self.optimizer_name = optimizer
+            settings = self.config.optimizer_settings(optimizer, owner)
+            self.optimizer = None
+        _check_learning_rate(learning_rate)
+        self.var_list = var_list
         self.T = T
-        self.learning_rates = list(learning_rates) if learning_rates is not None else None
-        self.experiment = experiment
         self.first_order = bool(first_order)
-        self.mask_logits = config.pop("mask_logits", None)
-        self.mask_temperature = float(config.pop("mask_temperature", 1.0))
-        self.config = dict(config)
+        self.experiment = experiment
+        self.outer_objective = outer_objective
+        starts = list(initial_state) if initial_state is not None else [None] * len(var_list)
+        if len(starts) != len(var_list):
+            raise InvalidArgumentError(
+                f"initial_state must give one start per task variable ({len(var_list)}); received {len(starts)}."
+            )
+        self.initial_state = [v.initial_value if s is None else s for s, v in zip(starts, var_list)]
+        self.inner_objective = self._regularized(inner_objective)
+        if share_with is not None:
+            if len(share_with.var_list) != len(var_list):
+                raise InvalidArgumentError(
+                    f"Every task must adapt the same number of variables; the first task had "
+                    f"{len(share_with.var_list)}, this one has {len(var_list)}."
+                )
+            self.learned = share_with.learned
+        else:
+            with _in_scope(scope):
+                self.learned = self.create_variables(learning_rate)
+        self.learning_rate = self.learned["lr"]
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(optimizer, self.learning_rate, **settings)
 
-    # ----------------------------------------------------------------- API compatibility
+    # ----------------------------------------------------------------- owned variables
+    def create_variables(self, learning_rate):
+        """Creates the strategy's learned variables (called once per problem).
+
+        Returns:
+            dict with ``"lr"`` (the step size tensor or variable), ``"rates"`` (one
+            per task variable), ``"masks"`` (mask logits or None) and the
+            strategy's own entries.
+        """
+        dtype = self.var_list[0].dtype.base_dtype
+        config = self.config
+        if not config.learn_lr:
+            if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+                lr = tf.cast(learning_rate, dtype, name="lr")
+            else:
+                lr = tf.constant(learning_rate, dtype, name="lr")
+            rates = [lr] * len(self.var_list)
+        elif config.lr_granularity == "scalar":
+            lr = extension.get_outerparameter("lr", np.asarray(learning_rate, dtype.as_numpy_dtype))
+            rates = [lr] * len(self.var_list)
+        else:
+            rates = []
+            for index, var in enumerate(self.var_list):
+                shape = var.shape.as_list() if config.lr_granularity == "element" else []
+                value = np.full(shape, learning_rate, dtype=var.dtype.base_dtype.as_numpy_dtype)
+                rates.append(extension.get_outerparameter(f"lr_{index}", value))
+            lr = rates[0]
+        masks = None
+        if config.use_mask:
+            masks = [extension.get_outerparameter(
+                f"mask_logit_{index}",
+                np.full(var.shape.as_list()[-1:], config.mask_init, var.dtype.base_dtype.as_numpy_dtype))
+                for index, var in enumerate(self.var_list)]
+        return {"lr": lr, "rates": rates, "masks": masks}
+
+    @property
+    def learning_rates(self):
+        """The step size of each task variable (tensors or meta-parameters)."""
+        return list(self.learned["rates"])
+
+    @property
+    def mask_logits(self):
+        """The MT-net mask logits (meta-parameters), or None without ``use_mask``."""
+        masks = self.learned["masks"]
+        return None if masks is None else list(masks)
+
+    def _regularized(self, objective):
+        config = self.config
+        if config.l2_reg:
+            objective = objective + utils.get_L2Reg(self.var_list, config.l2_reg)
+        if config.l1_reg:
+            objective = objective + utils.get_L1Reg(self.var_list, config.l1_reg)
+        return objective
+
+    # ----------------------------------------------------------------- per task
+    def task_dynamics(self, task, outer_objective=None, training=True):
+        """The ``TaskDynamics`` of one task.
+
+        Args:
+            task: the ``TaskProgram``.
+            outer_objective: the upper objective ``F`` (default: ``outer_objective``).
+            training: True for meta-training (random masks), False for evaluation.
+        """
+        return TaskDynamics(self, task, outer_objective, training)
+
+    def step_hyperparameters(self, task, training=True):
+        """The task-local ``StepHyperparameters`` (step sizes, masks, coefficients)."""
+        rates = [tf.cast(task.local(r), v.dtype.base_dtype) for r, v in zip(self.learned["rates"], self.var_list)]
+        return StepHyperparameters(learning_rates=rates, masks=self._masks(task, training),
+                                   coefficients=self.coefficients(task))
+
+    def coefficients(self, task):
+        """Strategy-specific step coefficients as task-local tensors (default: none)."""
+        return {}
+
+    def _masks(self, task, training):
+        """MT-net masks ``M`` (one per task variable), or None without ``use_mask``.
+
+        Training samples a relaxed Bernoulli mask per task, ``sigmoid((logit + logistic
+        noise) / temperature)`` (no noise with ``mask_noise=False``), thresholded at 1/2
+        in the forward pass with the relaxed gradient (straight-through) so the logits
+        learn. Evaluation uses the deterministic mask ``logit > 0``. Units whose mask is
+        0 do not adapt.
+
+        References:
+            Lee and Choi, "Gradient-Based Meta-Learning with Learned Layerwise Metric
+            and Subspace", ICML 2018.
+        """
+        if not self.learned["masks"]:
+            return None
+        masks = []
+        for logit, var in zip(self.learned["masks"], self.var_list):
+            logit = tf.cast(task.local(logit), var.dtype.base_dtype)
+            if not training:
+                masks.append(tf.cast(logit > 0, logit.dtype))
+                continue
+            if self.config.mask_noise:
+                uniform = tf.random.uniform(tf.shape(logit), 1e-6, 1 - 1e-6, dtype=logit.dtype)
+                logit = logit + tf.math.log(uniform) - tf.math.log(1 - uniform)
+            soft = tf.sigmoid(logit / self.config.mask_temperature)
+            hard = tf.cast(soft > 0.5, soft.dtype)
+            masks.append(hard + soft - tf.stop_gradient(soft))
+        return masks
+
+    # ----------------------------------------------------------------- the direction
+    def direction(self, dynamics, t, state, hyperparameters):
+        """The direction ``d_t`` at 1-based step ``t`` (a list aligned with the state)."""
+        raise NotImplementedError
+
+    def potential(self, dynamics, t, state, hyperparameters):
+        """A scalar whose gradient w.r.t. the state is ``direction`` (used by DARTS)."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- original names
     @classmethod
     def compute_gradients(cls, boml_opt, loss_inner, loss_outer=None, param_dict=None, var_list=None, **inner_kargs):
         """Builds the strategy object (the original's static constructor)."""
@@ -103,135 +345,74 @@ class BOMLInnerGrad:
         """The task variables adapted by the dynamics."""
         return list(self.var_list)
 
-    # ----------------------------------------------------------------- dynamics
-    def direction(self, task, objectives, state, step):
-        """The direction ``d_t`` consumed by the optimizer at 1-based ``step``."""
-        raise NotImplementedError
+    @property
+    def dynamics(self):
+        """The original's ``OrderedDict`` ``state variable -> value after one inner step`` (first step).
 
-    def potential(self, task, objectives, state, step):
-        """A scalar whose gradient w.r.t. the state is ``direction`` (used by DARTS)."""
-        raise NotImplementedError
-
-    def local_objectives(self, task):
-        """The inner (and outer) objectives as functions of this task's state."""
-        return {"inner": task.local(self.inner_objective),
-                "outer": task.local(self.outer_objective) if self.outer_objective is not None else None}
-
-    def local_learning_rates(self, task):
-        rates = self.learning_rates or [self.optimizer.learning_rate] * len(self.var_list)
-        return [tf.cast(task.local(r if not isinstance(r, (int, float)) else tf.constant(r)), v.dtype.base_dtype)
-                for r, v in zip(rates, self.var_list)]
-
-    def update_masks(self, task, differentiable=True):
-        """MT-net masks ``M`` (one per task variable), or None without ``use_mask``.
-
-        Training samples a relaxed Bernoulli mask per task, ``sigmoid((logit + logistic
-        noise) / temperature)``, thresholded at 1/2 in the forward pass with the
-        relaxed gradient (straight-through) so the logits learn. Evaluation uses the
-        deterministic mask ``logit > 0``. Units whose mask is 0 do not adapt.
-
-        References:
-            Lee and Choi, "Gradient-Based Meta-Learning with Learned Layerwise Metric
-            and Subspace", ICML 2018.
+        Built on the variables themselves (not per task), for inspection and for the
+        original's stateful evaluation loop; boml's training never runs it.
         """
-        if not self.mask_logits:
-            return None
-        masks = []
-        for logit, var in zip(self.mask_logits, self.var_list):
-            logit = tf.cast(task.local(logit), var.dtype.base_dtype)
-            if not differentiable:
-                masks.append(tf.cast(logit > 0, logit.dtype))
-                continue
-            uniform = tf.random.uniform(tf.shape(logit), 1e-6, 1 - 1e-6, dtype=logit.dtype)
-            soft = tf.sigmoid((logit + tf.math.log(uniform) - tf.math.log(1 - uniform)) / self.mask_temperature)
-            hard = tf.cast(soft > 0.5, soft.dtype)
-            masks.append(hard + soft - tf.stop_gradient(soft))
-        return masks
+        if getattr(self, "_dynamics_dict", None) is None:
+            from boml.task import TaskProgram
 
-    def unroll(self, task, differentiable=True, truncate_iter=-1, keep_previous=False, T=None):
-        """Builds the dynamics of one task.
+            with tf.name_scope("dynamics"):
+                task = TaskProgram((), [], self.var_list)
+                dynamics = self.task_dynamics(task, training=False)
+                proxies = task.state_proxies
+                new_state, _ = dynamics.step(1, proxies, dynamics.initial_slots(proxies))
+                values = dynamics.at_state(new_state, [tf.convert_to_tensor(v) for v in self.var_list])
+            self._dynamics_dict = collections.OrderedDict(zip(self.var_list, values))
+        return self._dynamics_dict
 
-        Args:
-            task: the ``TaskProgram``.
-            differentiable: if False, the trajectory is a constant for gradients.
-            truncate_iter: K >= 0 keeps gradients through the last K steps only
-                (the state y_{T-K} is a constant); -1 or K >= T keeps all.
-            keep_previous: also return y_{T-1}.
-            T: number of steps (default: ``self.T``).
+    @property
+    def initialization(self):
+        """Op resetting the task variables to their episode start (the original's ``initialization``)."""
+        if getattr(self, "_initialization", None) is None:
+            with tf.name_scope("initialization"):
+                self._initialization = tf.group(*[v.assign(start) for v, start in
+                                                  zip(self.var_list, self.initial_state)], name="initialization")
+        return self._initialization
 
-        Returns:
-            A ``Trajectory``.
-        """
-        T = self.T if T is None else T
-        objectives = self.local_objectives(task)
-        rates = self.local_learning_rates(task)
-        y0 = task.initial_state()
-        if not differentiable:
-            y0 = [tf.stop_gradient(v) for v in y0]
-        slots0 = self.optimizer.init_slots(y0)
-        cut = truncate_iter is not None and 0 <= truncate_iter < T
-        masks = self.update_masks(task, differentiable)
-
-        def transition(step, state, slots):
-            direction = self.direction(task, objectives, state, step)
-            if self.first_order or not differentiable:
-                direction = [tf.stop_gradient(d) for d in direction]
-            if masks is not None:
-                direction = [d * m for d, m in zip(direction, masks)]
-            return self.optimizer.step(state, direction, slots, step, rates)
-
-        if self.unroll_in_python:
-            state, slots, states, previous = y0, slots0, [y0], None
-            for step in range(1, T + 1):
-                if cut and step <= T - truncate_iter + 1:
-                    state = [tf.stop_gradient(v) for v in state]
-                    slots = [tf.stop_gradient(s) for s in slots]
-                previous = state
-                state, slots = transition(step, state, slots)
-                states.append(state)
-            if cut and truncate_iter == 0:
-                state = [tf.stop_gradient(v) for v in state]
-        elif cut:
-            # The first T-K steps are a constant for the hypergradient: they run in a loop of
-            # their own whose outputs are cut, so the reverse pass keeps nothing of them.
-            states, head = None, T - truncate_iter
-            state, slots, previous = _while_loop(transition, y0, slots0, 1, head, keep_previous)
-            state, slots = [tf.stop_gradient(v) for v in state], [tf.stop_gradient(s) for s in slots]
-            previous = [tf.stop_gradient(v) for v in previous] if keep_previous else None
-            if truncate_iter > 0:
-                state, slots, previous = _while_loop(transition, state, slots, head + 1, T, keep_previous)
-        else:
-            states = None
-            state, slots, previous = _while_loop(transition, y0, slots0, 1, T, keep_previous)
-        return Trajectory(initial=y0, final=list(state), previous=previous if keep_previous else None,
-                          slots=list(slots), states=states)
+    def state_feed_dict(self, values):
+        """``{task variable: value}`` for the given list of values (feeding a state, as the original)."""
+        values = list(values)
+        if len(values) != len(self.var_list):
+            raise InvalidArgumentError(
+                f"state_feed_dict needs one value per task variable ({len(self.var_list)}); received {len(values)}."
+            )
+        return dict(zip(self.var_list, values))
 
 
-def _while_loop(transition, state, slots, first, last, keep_previous):
-    """Steps ``first..last`` (1-based, inclusive) of the dynamics as one ``tf.while_loop``.
-
-    Returns:
-        ``(state, slots, previous)``; ``previous`` is the state before the last
-        step when ``keep_previous``, else None.
-    """
-    n, m = len(state), len(slots)
-
-    def body(step, *flat):
-        current, current_slots = list(flat[:n]), list(flat[n:n + m])
-        new_state, new_slots = transition(step, current, current_slots)
-        return [step + 1] + list(new_state) + list(new_slots) + (current if keep_previous else [])
-
-    loop_vars = [tf.constant(first)] + list(state) + list(slots) + (list(state) if keep_previous else [])
-    result = tf.while_loop(lambda step, *_: step <= last, body, loop_vars, maximum_iterations=last - first + 1,
-                           name="lower_dynamics")
-    previous = list(result[1 + n + m:]) if keep_previous else None
-    return list(result[1:1 + n]), list(result[1 + n:1 + n + m]), previous
+def _check_learning_rate(learning_rate):
+    if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
+        return
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating)):
+        raise InvalidArgumentError(f"learning_rate must be a positive number; received {learning_rate!r}.")
+    if not np.isfinite(learning_rate) or learning_rate <= 0:
+        raise InvalidArgumentError(
+            f"learning_rate must be a positive finite number; received {learning_rate!r}. Try 0.1 or 0.4."
+        )
 
 
-def inner_gradient(task, objective, state):
-    """Gradient of a local objective w.r.t. the state (zeros where it does not depend on it)."""
-    value = task.at_state(objective, state)
-    return _zeros_for_none(tf.gradients(value, state), state), value
+class _in_scope:  # noqa: N801 - used as a context manager
+    """Enters ``scope`` (a variable scope) for variables and op names, or nothing when None."""
+
+    def __init__(self, scope):
+        self._scope = scope
+        self._contexts = []
+
+    def __enter__(self):
+        if self._scope is not None:
+            self._contexts = [tf.variable_scope(self._scope, auxiliary_name_scope=False),
+                              tf.name_scope(self._scope.original_name_scope)]
+            for context in self._contexts:
+                context.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        for context in reversed(self._contexts):
+            context.__exit__(*exc)
+        return False
 
 
 @extension.register_lower_iter("Trad")
@@ -246,9 +427,9 @@ class BOMLInnerGradTrad(BOMLInnerGrad):
         Optimization", ICML 2017.
     """
 
-    def direction(self, task, objectives, state, step):
-        grads, _ = inner_gradient(task, objectives["inner"], state)
+    def direction(self, dynamics, t, state, hyperparameters):
+        grads, _ = inner_gradient(dynamics, dynamics.inner_objective, state)
         return grads
 
-    def potential(self, task, objectives, state, step):
-        return task.at_state(objectives["inner"], state)
+    def potential(self, dynamics, t, state, hyperparameters):
+        return dynamics.at_state(dynamics.inner_objective, state)

@@ -45,7 +45,7 @@ class BOMLNetMetaInitV1(BOMLNet):
     * base learner (``outer_param_dict`` given, ``task_parameter`` None): creates
       one task copy variable per outer parameter (same name, in its own scope,
       in ``var_collections`` and ``GLOBAL_VARIABLES``), declares the outer
-      parameter as its episode start (:func:`boml.extension.set_initial_state`)
+      parameter as its episode start (``BOMLNet.initial_state_of``)
       and uses the copies; ``var_list`` is the copies in outer order;
     * ``task_parameter`` given (``re_forward``): uses those tensors, creates nothing.
 

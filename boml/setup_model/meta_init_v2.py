@@ -248,7 +248,7 @@ class BOMLNetMetaInitV2(BOMLNetResidualV2):
     creates the parameters and reads them directly (``var_list`` empty); a base
     learner (``outer_param_dict`` given) creates one task copy per outer
     parameter, starting every episode from it
-    (:func:`boml.extension.set_initial_state`); ``re_forward`` connects given
+    (``BOMLNet.initial_state_of``); ``re_forward`` connects given
     task parameters (tensors allowed) and creates nothing.
 
     Args:

@@ -21,7 +21,6 @@ from collections import OrderedDict
 import tensorflow as _tf2
 import tensorflow.compat.v1 as tf
 
-from boml import extension
 from boml.errors import InvalidArgumentError
 from boml.setup_model import network_utils
 
@@ -88,6 +87,7 @@ class BOMLNet:
         self._task_parameter = OrderedDict(task_parameter) if task_parameter else None
         self._created_outer = False
         self._initializer_op = None
+        self._episode_starts = {}
         self._scope_name = None
 
         with self._open_scope():
@@ -136,8 +136,8 @@ class BOMLNet:
     def copy_outer_parameters(self):
         """Task variables for a MetaInit base learner: one copy per outer parameter.
 
-        Each copy starts every episode from its outer parameter
-        (``boml.extension.set_initial_state``); a meta-learner (which created the
+        Each copy starts every episode from its outer parameter (handed to the
+        lower strategy by ``initial_state_of``); a meta-learner (which created the
         outer parameters) uses them directly instead.
         """
         if self._created_outer:
@@ -147,9 +147,21 @@ class BOMLNet:
         for key, outer in self.outer_param_dict.items():
             copy = tf.get_variable(key, initializer=outer.initial_value, dtype=outer.dtype.base_dtype,
                                    trainable=False, collections=collections)
-            extension.set_initial_state(copy, outer)
+            self._episode_starts[copy.ref()] = outer
             copies[key] = copy
         return copies
+
+    def initial_state_of(self, variable):
+        """The episode start of a task variable of this network (its outer parameter), or None.
+
+        ``BOMLOptimizer.ll_problem`` hands it to the lower strategy explicitly.
+        """
+        return self._episode_starts.get(variable.ref())
+
+    @property
+    def initial_state(self):
+        """The episode start of every variable of ``var_list`` (None: the variable's initial value)."""
+        return [self.initial_state_of(v) for v in self.var_list]
 
     def _outer_shapes(self):
         """``{key: shape}`` of the outer parameters, or None when a subclass does not check them."""
@@ -216,7 +228,9 @@ class BOMLNet:
                     f"its task parameters are {list(params)}."
                 )
             params.update(task_parameter)
-        return self._rebuild(self.layers[0] if new_input is None else new_input, params)
+        net = self._rebuild(self.layers[0] if new_input is None else new_input, params)
+        net._episode_starts = dict(self._episode_starts)  # pylint: disable=protected-access
+        return net
 
     @property
     def name(self):
@@ -287,9 +301,8 @@ class BOMLNet:
     def initialize(self, session=None):
         """Resets the task variables (``var_list``) to their episode start.
 
-        Each variable takes the value declared with
-        :func:`boml.extension.set_initial_state` (the current meta-parameters
-        for a MetaInit base learner) or else its own initial value. The
+        Each variable takes the value of ``initial_state_of`` (the current
+        meta-parameters for a MetaInit base learner) or else its own initial value. The
         meta-parameters must already be initialized.
 
         Raises:
@@ -303,7 +316,8 @@ class BOMLNet:
         if self._initializer_op is None:
             with tf.name_scope(f"{self._name}_initialize"):
                 self._initializer_op = tf.group(
-                    *[v.assign(extension.get_initial_state(v)) for v in self.var_list], name="initialize")
+                    *[v.assign(self.initial_state_of(v) if self.initial_state_of(v) is not None else v.initial_value)
+                      for v in self.var_list], name="initialize")
         session.run(self._initializer_op)
 
     def __repr__(self):

@@ -7,14 +7,16 @@ product per hyperparameter component and per step: forward mode is the right
 choice when there are few hyperparameters (a learning rate, a regularization
 strength, BDA's ``alpha``/``s``/``t``), reverse mode when there are many.
 """
+import dataclasses
+
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError
-from boml.upper_iter.outer_grad import BOMLOuterGrad
+from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
 
-__all__ = ["BOMLOuterGradForward", "batched_jvp", "DEFAULT_FORWARD_MAX_DIM"]
+__all__ = ["BOMLOuterGradForward", "ForwardOptions", "batched_jvp", "DEFAULT_FORWARD_MAX_DIM"]
 
 #: Default cap on the total number of scalar hyperparameters handled by ``Forward``.
 DEFAULT_FORWARD_MAX_DIM = 1000
@@ -130,37 +132,25 @@ class BOMLOuterGradForward(BOMLOuterGrad):
         recurrent neural networks", Neural Computation, 1989 (RTRL).
     """
 
-    def __init__(self, inner_method=None, truncate_iter=-1, forward_max_dim=DEFAULT_FORWARD_MAX_DIM, **config):
-        super().__init__(inner_method=inner_method, truncate_iter=truncate_iter, **config)
-        if isinstance(forward_max_dim, bool) or not isinstance(forward_max_dim, (int, np.integer)) \
-                or forward_max_dim < 1:
-            raise InvalidArgumentError(
-                f"forward_max_dim must be a positive integer; received {forward_max_dim!r}. The default is "
-                f"{DEFAULT_FORWARD_MAX_DIM}."
-            )
-        self.forward_max_dim = int(forward_max_dim)
+    Options = None  # set below (ForwardOptions)
+    inner_methods = ("Trad", "Aggr")
+
+    @property
+    def forward_max_dim(self):
+        return int(self.config.forward_max_dim)
 
     # ------------------------------------------------------------------------------ build
-    def task_hypergradients(self, task, inner_grad, outer_objective):
-        meta_locals = task.meta_locals
-        objectives = inner_grad.local_objectives(task)
-        rates = inner_grad.local_learning_rates(task)
-        optimizer = inner_grad.optimizer
-        initial = [tf.convert_to_tensor(v) for v in task.initial_state()]
-        initial_slots = list(optimizer.init_slots(initial))
+    def task_hypergradients(self, dynamics):
+        meta_locals = dynamics.meta_locals
+        initial = dynamics.initial_state()
+        initial_slots = dynamics.initial_slots(initial)
         n, m = len(initial), len(initial_slots)
+        transition = dynamics.step
 
-        def transition(step, state, slots):
-            direction = inner_grad.direction(task, objectives, state, step)
-            if inner_grad.first_order:
-                direction = [tf.stop_gradient(d) for d in direction]
-            new_state, new_slots = optimizer.step(state, direction, slots, step, rates)
-            return list(new_state), list(new_slots)
-
-        active = self._active_parameters(task, transition, initial, initial_slots)
+        active = self._active_parameters(dynamics, transition, initial, initial_slots)
         sizes = [_static_size(meta_locals[k]) for k in active]
         dim = int(sum(sizes))
-        self._check_dimension(task, active, sizes)
+        self._check_dimension(dynamics, active, sizes)
 
         with tf.name_scope("tangents"):
             seeds = self._identity_tangents([meta_locals[k] for k in active], sizes, dim)
@@ -168,7 +158,7 @@ class BOMLOuterGradForward(BOMLOuterGrad):
             tangents0 = batched_jvp(initial + initial_slots, active_locals, seeds, dim)
 
         def cond(step, *_):
-            return step <= inner_grad.T
+            return step <= dynamics.T
 
         def body(step, *flat):
             state, slots = list(flat[:n]), list(flat[n:n + m])
@@ -179,12 +169,11 @@ class BOMLOuterGradForward(BOMLOuterGrad):
             return [step + 1] + new_state + new_slots + new_tangents
 
         loop_vars = [tf.constant(1)] + initial + initial_slots + tangents0
-        result = tf.while_loop(cond, body, loop_vars, maximum_iterations=inner_grad.T, name="forward_dynamics")
+        result = tf.while_loop(cond, body, loop_vars, maximum_iterations=dynamics.T, name="forward_dynamics")
         final = [tf.stop_gradient(v) for v in result[1:1 + n]]
         final_tangents = [tf.stop_gradient(z) for z in result[1 + n + m:1 + n + m + n]]
 
-        outer = task.at_state(task.local(outer_objective), final)
-        inner = task.at_state(task.local(inner_grad.inner_objective), final)
+        outer = dynamics.outer_value(final)
         direct = tf.gradients(outer, meta_locals)
         grads = list(direct)
         if dim:
@@ -200,11 +189,11 @@ class BOMLOuterGradForward(BOMLOuterGrad):
                     piece = tf.cast(piece, local.dtype.base_dtype)
                     grads[k] = piece if grads[k] is None else grads[k] + piece
                     offset += size
-        return grads, outer, inner
+        return grads, final
 
     # ------------------------------------------------------------------------------ helpers
     @staticmethod
-    def _active_parameters(task, transition, initial, initial_slots):
+    def _active_parameters(dynamics, transition, initial, initial_slots):
         """Indices of the meta-parameters that influence the dynamics (need a tangent).
 
         The dependence structure is the same at every step, so it is read off one
@@ -216,13 +205,13 @@ class BOMLOuterGradForward(BOMLOuterGrad):
             new_state, new_slots = transition(tf.constant(1), state, slots)
             outputs = [o for o in new_state + new_slots + initial + initial_slots
                        if o.dtype.is_floating or o.dtype.is_complex]
-            grads = tf.gradients(outputs, task.meta_locals) if outputs else [None] * len(task.meta_locals)
+            grads = tf.gradients(outputs, dynamics.meta_locals) if outputs else [None] * len(dynamics.meta_locals)
         return [k for k, g in enumerate(grads) if g is not None]
 
-    def _check_dimension(self, task, active, sizes):
+    def _check_dimension(self, dynamics, active, sizes):
         dim = int(sum(sizes))
         if dim > self.forward_max_dim:
-            listing = ", ".join(f"{task.meta_params[k].name} ({size})" for k, size in zip(active, sizes))
+            listing = ", ".join(f"{dynamics.meta_params[k].name} ({size})" for k, size in zip(active, sizes))
             raise InvalidArgumentError(
                 f"outer_method='Forward' propagates one tangent per scalar hyperparameter; the meta-parameters "
                 f"that drive the lower dynamics have {dim} components in total ({listing}), more than "
@@ -242,3 +231,26 @@ class BOMLOuterGradForward(BOMLOuterGrad):
             seeds.append(tf.reshape(tf.transpose(columns), [dim] + param.shape.as_list()))
             offset += size
         return seeds
+
+
+@dataclasses.dataclass(frozen=True)
+class ForwardOptions(UpperOptions):
+    """Options of ``Forward``.
+
+    Attributes:
+        forward_max_dim: largest total number of scalar hyperparameters (default 1000).
+    """
+
+    forward_max_dim: int = DEFAULT_FORWARD_MAX_DIM
+
+    def validate(self, owner):
+        super().validate(owner)
+        value = self.forward_max_dim
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidArgumentError(
+                f"forward_max_dim must be a positive integer; received {value!r}. The default is "
+                f"{DEFAULT_FORWARD_MAX_DIM}."
+            )
+
+
+BOMLOuterGradForward.Options = ForwardOptions

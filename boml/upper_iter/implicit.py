@@ -1,11 +1,12 @@
 """Implicit hypergradient (HOAG)."""
+import dataclasses
+
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError
-from boml.lower_iter.inner_grad import inner_gradient
-from boml.upper_iter.outer_grad import BOMLOuterGrad, add_gradients
+from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions, add_gradients
 
 
 def _dot(a, b):
@@ -57,45 +58,78 @@ def conjugate_gradient(matvec, rhs, tolerance, max_iter):
     return list(result[3:3 + n]), result[0], tf.sqrt(result[1])
 
 
+def _default_tolerance(k):
+    return 0.1 * 0.9 ** k
+
+
+@dataclasses.dataclass(frozen=True)
+class ImplicitOptions(UpperOptions):
+    """Options of ``Implicit``.
+
+    Attributes:
+        tolerance: callable ``k -> float`` (default ``0.1 * 0.9**k``) or a number;
+            fed at every ``run``.
+        cg_max_iter: maximum CG iterations (default 50).
+        cg_damping: ``lambda >= 0`` added to the Hessian (``H + lambda I``), for
+            inner objectives that are not strongly convex (default 0).
+    """
+
+    tolerance: object = None
+    cg_max_iter: int = 50
+    cg_damping: float = 0.0
+
+    def validate(self, owner):
+        super().validate(owner)
+        if isinstance(self.cg_max_iter, bool) or not isinstance(self.cg_max_iter, int) or self.cg_max_iter < 1:
+            raise InvalidArgumentError(f"cg_max_iter must be a positive integer; received {self.cg_max_iter!r}.")
+        if isinstance(self.cg_damping, bool) or not isinstance(self.cg_damping, (int, float)) or self.cg_damping < 0:
+            raise InvalidArgumentError(f"cg_damping must be a number >= 0; received {self.cg_damping!r}.")
+
+
 @extension.register_upper_iter("Implicit")
 class BOMLOuterGradImplicit(BOMLOuterGrad):
     """HOAG: the implicit-function hypergradient at the approximate solution y_T.
 
-    Assuming ``grad_y f(x, y_T) = 0``::
+    With the optimality condition ``r(x, y) = grad_y f(x, y)`` of the lower problem
+    (``dynamics.residual``) assumed to vanish at ``y_T``::
 
-        dF/dx = grad_x F - (d^2 f / dx dy) q,    with  (d^2 f / dy^2) q = grad_y F,
+        dF/dx = grad_x F - (d r / dx)^T q,    with  (d r / dy) q = grad_y F,
 
-    the linear system solved by conjugate gradient with Hessian-vector products,
-    from ``q = 0``, until the residual norm falls below ``tolerance(k)`` at
-    meta-iteration ``k`` (or ``cg_max_iter`` iterations).
-
-    Args:
-        tolerance: callable ``k -> float`` (default ``0.1 * 0.9**k``); it is fed
-            at every ``run``.
-        cg_max_iter: maximum CG iterations (default 50).
-        cg_damping: ``lambda >= 0`` added to the Hessian (``H + lambda I``), for
-            inner objectives that are not strongly convex (default 0).
+    ``d r / dy`` being the Hessian of ``f``, reached by Hessian-vector products;
+    the system is solved by conjugate gradient from ``q = 0`` until the residual
+    norm falls below ``tolerance(k)`` at meta-iteration ``k`` (or ``cg_max_iter``
+    iterations). The result does not depend on the path to ``y_T``, so it is
+    defined for dynamics that converge to a stationary point: SGD and Momentum
+    (Adam's constant-step iterates hover around it); a learned step size and an
+    MT-net mask (which changes the fixed point) are refused.
 
     References:
         Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016.
     """
 
-    def __init__(self, inner_method=None, truncate_iter=-1, tolerance=None, cg_max_iter=50, cg_damping=0.0,
-                 **config):
-        super().__init__(inner_method=inner_method, truncate_iter=truncate_iter, **config)
-        if not isinstance(cg_max_iter, int) or cg_max_iter < 1:
-            raise InvalidArgumentError(f"cg_max_iter must be a positive integer; received {cg_max_iter!r}.")
-        if not isinstance(cg_damping, (int, float)) or cg_damping < 0:
-            raise InvalidArgumentError(f"cg_damping must be a number >= 0; received {cg_damping!r}.")
-        self.cg_max_iter = cg_max_iter
-        self.cg_damping = float(cg_damping)
-        self.set_tolerance(tolerance)
+    Options = ImplicitOptions
+    inner_methods = ("Trad",)
+    inner_optimizers = ("SGD", "Momentum")
+    supports_learned_lr = False
+    supports_mask = False
+
+    def __init__(self, inner_method=None, truncate_iter=-1, **options):
+        super().__init__(inner_method=inner_method, truncate_iter=truncate_iter, **options)
+        self.set_tolerance(self.config.tolerance)
         self.tolerance_placeholder = tf.placeholder_with_default(tf.constant(0.1, tf.float64), [], name="tolerance")
+
+    @property
+    def cg_max_iter(self):
+        return self.config.cg_max_iter
+
+    @property
+    def cg_damping(self):
+        return float(self.config.cg_damping)
 
     def set_tolerance(self, tolerance=None):
         """Sets the tolerance schedule ``k -> float``."""
         if tolerance is None:
-            tolerance = lambda k: 0.1 * (0.9 ** k)  # noqa: E731
+            tolerance = _default_tolerance
         if not callable(tolerance):
             value = float(tolerance)
             tolerance = lambda k: value  # noqa: E731
@@ -105,24 +139,18 @@ class BOMLOuterGradImplicit(BOMLOuterGrad):
         """Feeds the tolerance of meta-iteration ``global_step``."""
         return {self.tolerance_placeholder: float(self.tolerance(global_step))}
 
-    def task_hypergradients(self, task, inner_grad, outer_objective):
-        trajectory = inner_grad.unroll(task, differentiable=False)
-        solution = [tf.stop_gradient(y) for y in trajectory.final]
-        local_inner = task.local(inner_grad.inner_objective)
-        local_outer = task.local(outer_objective)
-        outer = task.at_state(local_outer, solution)
-        inner_grads, inner = inner_gradient(task, local_inner, solution)
-        outer_grads, _ = inner_gradient(task, local_outer, solution)
+    def task_hypergradients(self, dynamics):
+        solution = [tf.stop_gradient(y) for y in dynamics.unroll(differentiable=False).final]
+        residual = dynamics.residual(solution)
+        outer_grads = dynamics.gradient(dynamics.outer_value(solution), solution)
 
         def hessian_vector(p):
             point = [tf.identity(y) for y in solution]
-            grads, _ = inner_gradient(task, local_inner, point)
-            hvp = tf.gradients(grads, point, grad_ys=p)
+            hvp = tf.gradients(dynamics.residual(point), point, grad_ys=p)
             return [(tf.zeros_like(v) if h is None else h) + self.cg_damping * v for h, v in zip(hvp, p)]
 
-        q, iterations, residual = conjugate_gradient(hessian_vector, outer_grads, self.tolerance_placeholder,
-                                                     self.cg_max_iter)
+        q, _, _ = conjugate_gradient(hessian_vector, outer_grads, self.tolerance_placeholder, self.cg_max_iter)
         q = [tf.stop_gradient(v) for v in q]
-        direct = tf.gradients(outer, task.meta_locals)
-        mixed = tf.gradients(-tf.add_n([tf.reduce_sum(g * v) for g, v in zip(inner_grads, q)]), task.meta_locals)
-        return add_gradients(direct, mixed), outer, inner
+        direct = tf.gradients(dynamics.outer_value(solution), dynamics.meta_locals)
+        mixed = tf.gradients(-tf.add_n([tf.reduce_sum(g * v) for g, v in zip(residual, q)]), dynamics.meta_locals)
+        return add_gradients(direct, mixed), solution

@@ -1,64 +1,143 @@
 """Upper-level strategies: how the hypergradient ``dF/dx`` of a task is computed.
 
-Every strategy builds, for each task, a list of hypergradients aligned with the
-meta-parameters, inside one graph. ``BOMLOptimizer.aggregate_all`` averages them
-over the tasks of the meta-batch (``outer_grads_and_vars``) and applies the outer
-optimizer, so one ``session.run`` performs a whole meta-iteration.
+Every strategy is written against the per-task ``TaskDynamics`` contract of the
+lower strategy (``boml.lower_iter.dynamics``): it receives one dynamics object per
+task and returns the hypergradients (aligned with the meta-parameters) and the
+final state. The base class evaluates the outer and inner objectives there once,
+averages over the tasks of the meta-batch (``outer_grads_and_vars``), and
+``BOMLOptimizer.aggregate_all`` applies the outer optimizer, so one ``session.run``
+performs a whole meta-iteration.
 """
+import dataclasses
+
 import tensorflow.compat.v1 as tf
 
 from boml import extension
-from boml.errors import DetachedOuterParameterError, InvalidArgumentError
+from boml.errors import DetachedOuterParameterError, InvalidArgumentError, InvalidCombinationError
+from boml.strategy_options import StrategyOptions
 from boml.task import map_over_tasks
+
+__all__ = ["BOMLOuterGrad", "UpperOptions", "add_gradients", "gradients_or_none"]
 
 
 def _dtype(tensor_or_var):
     return tensor_or_var.dtype.base_dtype
 
 
+@dataclasses.dataclass(frozen=True)
+class UpperOptions(StrategyOptions):
+    """Options shared by the upper strategies.
+
+    Attributes:
+        parallel_iterations: tasks of a batched experiment processed concurrently.
+    """
+
+    parallel_iterations: int = 16
+
+    def validate(self, owner):
+        value = self.parallel_iterations
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(f"{owner}: parallel_iterations must be a positive integer; received {value!r}.")
+
+
 class BOMLOuterGrad:
     """Base class of the upper-level strategies.
 
-    Subclasses implement ``task_hypergradients``.
+    Subclasses implement ``task_hypergradients(dynamics)`` and declare which lower
+    strategies, inner optimizers and features they are defined for; the table
+    of allowed combinations (``boml.boml_optimizer.allowed_triples``) is derived
+    from these declarations.
 
     Args:
         inner_method: name of the lower strategy (kept for compatibility).
         truncate_iter: only meaningful for strategies that support truncation.
-        parallel_iterations: tasks of a batched experiment processed concurrently.
+        shared_defaults: see ``StrategyOptions.from_options``.
+        **options: the strategy's ``Options``.
+
+    Raises:
+        InvalidArgumentError: ``truncate_iter`` is invalid or not supported.
+        UnknownOptionError: an option is not one of the strategy's.
     """
 
+    #: The option record of the strategy.
+    Options = UpperOptions
+    #: Names of the lower strategies this strategy is defined for.
+    inner_methods = ()
+    #: Names of the inner optimizers it is defined for (None: any).
+    inner_optimizers = None
+    #: Whether it gives learned step sizes a hypergradient.
+    supports_learned_lr = True
+    #: Whether it supports the MT-net update mask.
+    supports_mask = True
     #: True if the strategy honours ``truncate_iter``.
     supports_truncation = False
 
-    def __init__(self, inner_method=None, truncate_iter=-1, parallel_iterations=1, **config):
+    def __init__(self, inner_method=None, truncate_iter=-1, shared_defaults=None, **options):
+        self.check_truncation(truncate_iter)
+        self.inner_method = inner_method
+        self.truncate_iter = truncate_iter
+        self.config = self.Options.from_options(f"outer_method {type(self).__name__}", options, shared_defaults)
+        self._records = []
+        self._initialization = None
+
+    @classmethod
+    def check_truncation(cls, truncate_iter):
+        """Refuses an invalid ``truncate_iter``, or one this strategy does not use.
+
+        Raises:
+            InvalidArgumentError: not -1 or an integer >= 0, or >= 0 without ``supports_truncation``.
+        """
         if not isinstance(truncate_iter, int) or isinstance(truncate_iter, bool) or truncate_iter < -1:
             raise InvalidArgumentError(
                 f"truncate_iter must be -1 (no truncation) or an integer K >= 0; received {truncate_iter!r}."
             )
-        if truncate_iter >= 0 and not self.supports_truncation:
+        if truncate_iter >= 0 and not cls.supports_truncation:
             raise InvalidArgumentError(
-                f"truncate_iter={truncate_iter} is only used by outer_method='Reverse' (TRHG); "
-                f"{type(self).__name__} does not truncate. Leave truncate_iter=-1 or use Reverse."
+                f"truncate_iter={truncate_iter} only applies to outer_method='Reverse' (TRHG): it is only used by "
+                f"outer_method='Reverse'; {cls.__name__} does not truncate. Leave truncate_iter=-1 or use Reverse."
             )
-        self.inner_method = inner_method
-        self.truncate_iter = truncate_iter
-        self.parallel_iterations = parallel_iterations
-        self.config = dict(config)
-        self._records = []
 
-    # --------------------------------------------------------------------------------- build
-    def task_hypergradients(self, task, inner_grad, outer_objective):
+    @property
+    def parallel_iterations(self):
+        return self.config.parallel_iterations
+
+    # --------------------------------------------------------------------------------- contract
+    @classmethod
+    def check_lower(cls, inner_grad):
+        """Refuses a lower strategy whose optimizer or features this strategy is not defined for.
+
+        Raises:
+            InvalidCombinationError: the inner optimizer, a learned step size or the
+                MT-net mask is not supported.
+        """
+        name = cls.__name__
+        optimizer = inner_grad.optimizer_name
+        if cls.inner_optimizers is not None and optimizer not in cls.inner_optimizers:
+            raise InvalidCombinationError(
+                f"outer_method {name} is defined for the inner optimizers {list(cls.inner_optimizers)} only; "
+                f"received inner_objective_optimizer={optimizer!r}. Choose one of those, or outer_method='Reverse'."
+            )
+        if inner_grad.config.learn_lr and not cls.supports_learned_lr:
+            raise InvalidCombinationError(
+                f"outer_method {name} gives a learned step size no hypergradient; received learn_lr=True. "
+                f"Use learn_lr=False, or outer_method='Reverse' / 'Simple'."
+            )
+        if inner_grad.config.use_mask and not cls.supports_mask:
+            raise InvalidCombinationError(
+                f"outer_method {name} does not support the MT-net update mask; received use_mask=True. "
+                f"Use use_mask=False, or outer_method='Reverse' / 'Simple'."
+            )
+
+    def task_hypergradients(self, dynamics):
         """Builds the hypergradients of one task.
 
         Args:
-            task: the ``TaskProgram``.
-            inner_grad: the lower strategy (``BOMLInnerGrad``).
-            outer_objective: the outer objective tensor (on the task variables).
+            dynamics: the task's ``TaskDynamics``.
 
         Returns:
-            ``(hypergradients, outer_value, inner_value)``: a list aligned with
-            ``task.meta_params`` (None where the parameter has no influence), the
-            outer objective at the adapted state and the inner objective there.
+            ``(hypergradients, final_state)``: a list aligned with
+            ``dynamics.meta_params`` (None where the parameter has no influence)
+            and the adapted state ``y_T`` (list of tensors).
         """
         raise NotImplementedError
 
@@ -76,7 +155,9 @@ class BOMLOuterGrad:
 
         Raises:
             DetachedOuterParameterError: a meta-parameter has no influence on ``F``.
+            InvalidCombinationError: see ``check_lower``.
         """
+        self.check_lower(inner_grad)
         if meta_param is None:
             meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
         meta_param = list(meta_param)
@@ -86,9 +167,12 @@ class BOMLOuterGrad:
                 "first, or pass meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS)."
             )
         objective_dtype = _dtype(outer_objective)
+        n_meta = len(meta_param)
 
         def task_fn(task):
-            grads, outer_value, inner_value = self.task_hypergradients(task, inner_grad, outer_objective)
+            dynamics = inner_grad.task_dynamics(task, outer_objective, training=True)
+            grads, final = self.task_hypergradients(dynamics)
+            final = [tf.stop_gradient(y) for y in final]
             detached = [p.name for p, g in zip(meta_param, grads) if g is None]
             if detached:
                 raise DetachedOuterParameterError(
@@ -97,14 +181,18 @@ class BOMLOuterGrad:
                     f"objective depend on them (an Implicit or Darts hypergradient ignores a learned "
                     f"learning rate)."
                 )
-            return [tf.cast(outer_value, objective_dtype), tf.cast(inner_value, objective_dtype)] + list(grads)
+            values = [tf.cast(dynamics.outer_value(final), objective_dtype),
+                      tf.cast(dynamics.inner_value(final), objective_dtype)]
+            return values + list(grads) + final
 
-        dtypes = [objective_dtype, objective_dtype] + [_dtype(p) for p in meta_param]
+        dtypes = ([objective_dtype, objective_dtype] + [_dtype(p) for p in meta_param]
+                  + [_dtype(v) for v in inner_grad.var_list])
         with tf.name_scope(type(self).__name__):
             outputs = map_over_tasks(inner_grad.experiment, meta_param, inner_grad.var_list, task_fn, dtypes,
                                      self.parallel_iterations, training=True)
         self._records.append({"meta_param": meta_param, "outer_losses": outputs[0], "inner_losses": outputs[1],
-                              "hypergradients": outputs[2:]})
+                              "hypergradients": outputs[2:2 + n_meta], "final_states": outputs[2 + n_meta:],
+                              "inner_grad": inner_grad})
         return meta_param
 
     # --------------------------------------------------------------------------------- aggregate
@@ -123,13 +211,12 @@ class BOMLOuterGrad:
 
         Args:
             meta_param: restrict to these parameters (default: all).
-            aggregation_fn: maps the stacked per-task hypergradients (task axis
-                first) to one tensor; default: the mean over tasks.
+            aggregation_fn: maps the LIST of per-task hypergradients of one
+                meta-parameter to one tensor, as in the original (``tf.add_n``
+                works); default: the mean over tasks.
             gradient_clip: optional function applied to each aggregated hypergradient.
         """
-        aggregation_fn = aggregation_fn or (lambda stacked: tf.reduce_mean(stacked, axis=0))
-        per_param = {}
-        order = []
+        per_param, order = {}, []
         for record in self._records:
             for param, grads in zip(record["meta_param"], record["hypergradients"]):
                 if param.ref() not in per_param:
@@ -141,18 +228,68 @@ class BOMLOuterGrad:
         for param in order:
             if wanted is not None and param.ref() not in wanted:
                 continue
-            stacked = tf.concat(per_param[param.ref()], axis=0)
-            grad = aggregation_fn(stacked)
+            stacks = per_param[param.ref()]
+            if aggregation_fn is None:
+                grad = tf.reduce_mean(tf.concat(stacks, axis=0), axis=0)
+            else:
+                grad = aggregation_fn([g for stacked in stacks for g in _unstack(stacked)])
             if gradient_clip is not None:
                 grad = gradient_clip(grad)
             tf.add_to_collection(extension.GraphKeys.OUTERGRADIENTS, grad)
             pairs.append((grad, param))
         return pairs
 
+    # --------------------------------------------------------------------------------- task variables
+    def adapted_state_assignment(self):
+        """Op writing the adapted state of the last task of every experiment into its task variables.
+
+        Run after the meta-update by ``BOMLOptimizer.run``, so that, as in the
+        original, the task variables hold the adapted state of the last task run.
+        """
+        assigns = []
+        for record in self._records:
+            for var, stacked in zip(record["inner_grad"].var_list, record["final_states"]):
+                assigns.append(tf.assign(var, tf.cast(stacked[-1], var.dtype.base_dtype)))
+        return tf.group(*assigns, name="adapted_state")
+
+    @property
+    def initialization(self):
+        """Op resetting every task variable to its episode start (the original's ``initialization``)."""
+        if self._initialization is None:
+            inits = [record["inner_grad"].initialization for record in self._records]
+            self._initialization = tf.group(*inits, name="outer_initialization")
+        return self._initialization
+
+    @property
+    def state(self):
+        """The task variables of every experiment (the original's ``state``)."""
+        seen, result = set(), []
+        for record in self._records:
+            for var in record["inner_grad"].var_list:
+                if var.ref() not in seen:
+                    seen.add(var.ref())
+                    result.append(var)
+        return result
+
+    def iteration(self, session=None):
+        """The current values of ``state`` (the original's ``iteration`` read-back)."""
+        session = session or tf.get_default_session()
+        return session.run(self.state)
+
     def apply_gradients(self, inner_objective_feed_dicts=None, outer_objective_feed_dicts=None,
                         initializer_feed_dict=None, param_dict=None, session=None, global_step=None):
         """Kept for compatibility: boml computes hypergradients inside the meta-update run."""
         return None
+
+
+def _unstack(stacked):
+    count = stacked.shape[0] if stacked.shape.ndims else None
+    if count is None:
+        raise InvalidArgumentError(
+            "aggregation_fn needs a known number of tasks per experiment; create the experiment with "
+            "meta_batch_size=<int>, or leave aggregation_fn=None (the mean)."
+        )
+    return tf.unstack(stacked, num=int(count), axis=0)
 
 
 def gradients_or_none(ys, xs, grad_ys=None):

@@ -9,25 +9,26 @@ from boml.upper_iter.outer_grad import BOMLOuterGrad
 class BOMLOuterGradReverse(BOMLOuterGrad):
     """RHG: the exact gradient of ``F(x, y_T(x))`` through the T-step dynamics.
 
-    With Lagrange multipliers ``a_T = dF/dy_T`` and ``a_t = a_{t+1} dPhi_t/dy_t``::
+    With ``(y_t, s_t) = Phi_t(y_{t-1}, s_{t-1}; x)`` (``dynamics.step``), Lagrange
+    multipliers ``a_T = dF/dy_T`` and ``a_t = a_{t+1} dPhi_t/dy_t``::
 
         dF/dx = dF/dx|_direct + sum_t a_{t+1} dPhi_t/dx
 
-    TensorFlow's reverse pass over the ``tf.while_loop`` of the dynamics computes
-    exactly this sum (the states are kept on the forward pass). With
+    TensorFlow's reverse pass over the ``tf.while_loop`` of ``dynamics.unroll``
+    computes exactly this sum (the states are kept on the forward pass). With
     ``truncate_iter=K`` only the last K transitions are back-propagated (TRHG);
-    ``K >= T`` is the full RHG, ``K = 0`` keeps only the direct term.
+    ``K >= T`` is the full RHG, ``K = 0`` keeps only the direct term. Any inner
+    optimizer, learned step size and MT-net mask.
 
     References:
-        Franceschi et al., ICML 2017. Shaban et al., "Truncated Back-propagation
+        Franceschi et al., "Forward and Reverse Gradient-Based Hyperparameter
+        Optimization", ICML 2017. Shaban et al., "Truncated Back-propagation
         for Bilevel Optimization", AISTATS 2019.
     """
 
+    inner_methods = ("Trad", "Aggr")
     supports_truncation = True
 
-    def task_hypergradients(self, task, inner_grad, outer_objective):
-        trajectory = inner_grad.unroll(task, differentiable=True, truncate_iter=self.truncate_iter)
-        outer = task.at_state(task.local(outer_objective), trajectory.final)
-        inner = task.at_state(task.local(inner_grad.inner_objective), trajectory.final)
-        grads = tf.gradients(outer, task.meta_locals)
-        return grads, outer, inner
+    def task_hypergradients(self, dynamics):
+        final = dynamics.unroll(truncate=self.truncate_iter).final
+        return tf.gradients(dynamics.outer_value(final), dynamics.meta_locals), final

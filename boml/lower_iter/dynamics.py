@@ -1,0 +1,271 @@
+"""The per-task dynamics contract between the lower and the upper strategies.
+
+A lower strategy (``inner_method``) turns the user's inner objective into one
+``TaskDynamics`` object per task; every upper strategy (``outer_method``) is
+written against this object only::
+
+    state_0, slots_0 = dynamics.initial_state(), dynamics.initial_slots(state_0)
+    state_t, slots_t = dynamics.step(t, state_{t-1}, slots_{t-1}, dynamics.hyperparameters)
+    trajectory        = dynamics.unroll(T, truncate=K)
+    residual(y)       = grad_y f(x, y)          (the optimality condition, for Implicit)
+
+``step`` is a pure tensor function: it computes the strategy's direction
+``d_t`` (the gradient of the inner objective, regularizers included, or BDA's
+aggregated gradient), multiplies it by the MT-net mask, and hands it to the inner
+optimizer's pure update rule with the (possibly learned) step sizes.
+"""
+import collections
+
+import tensorflow.compat.v1 as tf
+
+__all__ = ["TaskDynamics", "Trajectory", "StepHyperparameters"]
+
+Trajectory = collections.namedtuple(
+    "Trajectory", ["initial", "final", "previous", "slots", "previous_slots", "states", "slot_states"])
+Trajectory.__doc__ = """Result of unrolling the lower-level dynamics of one task.
+
+Attributes:
+    initial: list of tensors, the state y_0.
+    final: list of tensors, the state y_T.
+    previous: y_{T-1} (None unless ``keep_previous``).
+    slots: optimizer slots after the last step.
+    previous_slots: the slots before the last step (None unless ``keep_previous``).
+    states: [y_0, ..., y_T] (None unless ``keep_states``).
+    slot_states: [s_0, ..., s_T] (None unless ``keep_states``).
+"""
+
+StepHyperparameters = collections.namedtuple("StepHyperparameters", ["learning_rates", "masks", "coefficients"])
+StepHyperparameters.__doc__ = """The hyperparameters of one step, as task-local tensors.
+
+Attributes:
+    learning_rates: one step size per state tensor (scalar or shaped like it).
+    masks: MT-net update masks, one per state tensor, or None.
+    coefficients: strategy-specific tensors (BDA: ``{"alpha", "s", "t"}``), or an empty dict.
+"""
+
+
+def _zeros_for_none(grads, like):
+    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, like)]
+
+
+class TaskDynamics:
+    """The lower-level dynamical system of one task.
+
+    Built by ``BOMLInnerGrad.task_dynamics``; do not construct it directly.
+
+    Args:
+        strategy: the lower strategy (supplies ``direction``/``potential``, the
+            optimizer, T and the step hyperparameters).
+        task: the ``TaskProgram`` of this task.
+        outer_objective: the upper-level objective ``F`` (on the task variables).
+        training: True for meta-training (random MT-net masks), False for evaluation.
+
+    Attributes:
+        T: the number of inner steps.
+        hyperparameters: the task's ``StepHyperparameters``.
+        meta_params, meta_locals: the meta-parameters and their task-local copies
+            (hypergradients are taken against ``meta_locals``).
+    """
+
+    def __init__(self, strategy, task, outer_objective=None, training=True):
+        self._strategy = strategy
+        self._task = task
+        self.T = strategy.T
+        self.training = training
+        self.first_order = strategy.first_order
+        self._optimizer = strategy.optimizer
+        self.inner_objective = task.local(strategy.inner_objective)
+        self.lower_outer_objective = task.local(strategy.outer_objective)
+        self.outer_objective = (task.local(outer_objective) if outer_objective is not None
+                                else self.lower_outer_objective)
+        self.hyperparameters = strategy.step_hyperparameters(task, training)
+        self._starts = list(strategy.initial_state)
+        self._values = {}
+
+    # ----------------------------------------------------------------------------- views
+    @property
+    def meta_params(self):
+        return list(self._task.meta_params)
+
+    @property
+    def meta_locals(self):
+        return self._task.meta_locals
+
+    def local(self, tensors):
+        """Brings tensors built on the task variables into this task (see ``TaskProgram.local``)."""
+        return self._task.local(tensors)
+
+    def at_state(self, local_tensors, state):
+        """Evaluates task-local tensors at ``state``."""
+        return self._task.at_state(local_tensors, state)
+
+    def initializing_index(self, param):
+        """Index of the state tensor whose episode start is the meta-parameter ``param``, or None."""
+        for index, start in enumerate(self._starts):
+            if start is param or (hasattr(start, "ref") and hasattr(param, "ref") and start.ref() == param.ref()):
+                return index
+        return None
+
+    # ----------------------------------------------------------------------------- values
+    def _value(self, which, tensor, state):
+        key = (which, tuple(s.ref() for s in state))
+        if key not in self._values:
+            self._values[key] = self._task.at_state(tensor, state)
+        return self._values[key]
+
+    def inner_value(self, state):
+        """The inner objective ``f`` at ``state`` (built once per state)."""
+        return self._value("inner", self.inner_objective, state)
+
+    def outer_value(self, state):
+        """The upper objective ``F`` at ``state`` (built once per state)."""
+        return self._value("outer", self.outer_objective, state)
+
+    def gradient(self, value, state):
+        """``d value / d state`` (zeros where it does not depend on it)."""
+        return _zeros_for_none(tf.gradients(value, state), state)
+
+    def residual(self, state):
+        """The optimality condition of the lower problem: ``grad_y f(x, y)`` at ``state``.
+
+        Implicit differentiation assumes it vanishes at the approximate solution.
+        """
+        return self.gradient(self.inner_value(state), state)
+
+    # ----------------------------------------------------------------------------- one step
+    def initial_state(self):
+        """The state at the start of the episode (``y_0``)."""
+        return [tf.convert_to_tensor(self._task.local(start)) for start in self._starts]
+
+    def initial_slots(self, state):
+        """The optimizer slots before the first step."""
+        return list(self._optimizer.init_slots(state))
+
+    def direction(self, t, state, hyperparameters=None):
+        """The strategy's raw direction ``d_t`` at ``state`` (before mask and optimizer)."""
+        return self._strategy.direction(self, t, state, hyperparameters or self.hyperparameters)
+
+    def potential(self, t, state, hyperparameters=None):
+        """A scalar whose gradient w.r.t. the state is ``direction`` (DARTS' finite differences)."""
+        return self._strategy.potential(self, t, state, hyperparameters or self.hyperparameters)
+
+    def apply_direction(self, t, state, slots, direction, hyperparameters=None, stop_direction=None):
+        """The step given its direction: first-order cut, MT-net mask, then the inner optimizer.
+
+        Args:
+            t: 1-based step index (python int or int tensor).
+            state, slots: lists of tensors before the step.
+            direction: list of tensors, one per state tensor.
+            hyperparameters: default ``self.hyperparameters``.
+            stop_direction: treat the direction as a constant (default: the
+                strategy's ``first_order``).
+
+        Returns:
+            ``(new_state, new_slots)``.
+        """
+        hyperparameters = hyperparameters or self.hyperparameters
+        if self.first_order if stop_direction is None else stop_direction:
+            direction = [tf.stop_gradient(d) for d in direction]
+        if hyperparameters.masks is not None:
+            direction = [d * m for d, m in zip(direction, hyperparameters.masks)]
+        new_state, new_slots = self._optimizer.step(state, direction, slots, t, hyperparameters.learning_rates)
+        return list(new_state), list(new_slots)
+
+    def step(self, t, state, slots, hyperparameters=None):
+        """One step ``(y_t, s_t) = Phi_t(y_{t-1}, s_{t-1}; hyperparameters)`` (pure)."""
+        hyperparameters = hyperparameters or self.hyperparameters
+        return self.apply_direction(t, state, slots, self.direction(t, state, hyperparameters), hyperparameters)
+
+    # ----------------------------------------------------------------------------- T steps
+    def unroll(self, T=None, truncate=-1, differentiable=True, keep_previous=False, keep_states=False):
+        """Builds the T steps of the dynamics.
+
+        Strategies that need every intermediate state (``keep_states``) or that
+        declare ``unroll_in_python`` are unrolled in Python (the graph grows with
+        T); the others run in one ``tf.while_loop``.
+
+        Args:
+            T: number of steps (default ``self.T``).
+            truncate: K >= 0 keeps gradients through the last K steps only (the
+                state and slots before them are constants); -1 keeps all.
+            differentiable: if False the whole trajectory is a constant.
+            keep_previous: also return ``y_{T-1}`` and its slots.
+            keep_states: also return every state and slot list.
+
+        Returns:
+            A ``Trajectory``.
+        """
+        T = self.T if T is None else T
+        y0 = self.initial_state()
+        if not differentiable:
+            y0 = [tf.stop_gradient(v) for v in y0]
+        slots0 = self.initial_slots(y0)
+        cut = truncate is not None and 0 <= truncate < T
+        stop = None if differentiable else (lambda values: [tf.stop_gradient(v) for v in values])
+
+        def transition(step, state, slots):
+            new_state, new_slots = self.apply_direction(
+                step, state, slots, self.direction(step, state), stop_direction=True if stop else None)
+            return new_state, new_slots
+
+        if self._strategy.unroll_in_python or keep_states:
+            state, slots = y0, slots0
+            states, slot_states, previous, previous_slots = [y0], [slots0], None, None
+            for step in range(1, T + 1):
+                if cut and step <= T - truncate + 1:
+                    state, slots = [tf.stop_gradient(v) for v in state], [tf.stop_gradient(s) for s in slots]
+                previous, previous_slots = state, slots
+                state, slots = transition(step, state, slots)
+                states.append(state)
+                slot_states.append(slots)
+            if cut and truncate == 0:
+                state = [tf.stop_gradient(v) for v in state]
+        elif cut:
+            # The first T-K steps are constants for the hypergradient: a loop of their own whose outputs
+            # are cut, so the reverse pass keeps nothing of them.
+            states = slot_states = None
+            head = T - truncate
+            state, slots, previous, previous_slots = _while_loop(transition, y0, slots0, 1, head, keep_previous)
+            state, slots = [tf.stop_gradient(v) for v in state], [tf.stop_gradient(s) for s in slots]
+            if keep_previous:
+                previous = [tf.stop_gradient(v) for v in previous]
+                previous_slots = [tf.stop_gradient(s) for s in previous_slots]
+            if truncate > 0:
+                state, slots, previous, previous_slots = _while_loop(transition, state, slots, head + 1, T,
+                                                                     keep_previous)
+        else:
+            states = slot_states = None
+            state, slots, previous, previous_slots = _while_loop(transition, y0, slots0, 1, T, keep_previous)
+        if stop:
+            state, slots = stop(state), stop(slots)
+        keep = keep_previous or keep_states
+        return Trajectory(initial=y0, final=list(state), previous=list(previous) if keep else None,
+                          slots=list(slots), previous_slots=list(previous_slots) if keep else None,
+                          states=states if keep_states else None, slot_states=slot_states if keep_states else None)
+
+
+def _while_loop(transition, state, slots, first, last, keep_previous):
+    """Steps ``first..last`` (1-based, inclusive) as one ``tf.while_loop``.
+
+    Returns:
+        ``(state, slots, previous, previous_slots)``; the last two are the values
+        before the last step when ``keep_previous``, else None.
+    """
+    n, m = len(state), len(slots)
+
+    def body(step, *flat):
+        current, current_slots = list(flat[:n]), list(flat[n:n + m])
+        new_state, new_slots = transition(step, current, current_slots)
+        kept = (current + current_slots) if keep_previous else []
+        return [step + 1] + list(new_state) + list(new_slots) + kept
+
+    loop_vars = [tf.constant(first)] + list(state) + list(slots) + ((list(state) + list(slots)) if keep_previous
+                                                                    else [])
+    result = tf.while_loop(lambda step, *_: step <= last, body, loop_vars, maximum_iterations=last - first + 1,
+                           name="lower_dynamics")
+    if keep_previous:
+        previous = list(result[1 + n + m:1 + 2 * n + m])
+        previous_slots = list(result[1 + 2 * n + m:])
+    else:
+        previous = previous_slots = None
+    return list(result[1:1 + n]), list(result[1 + n:1 + n + m]), previous, previous_slots
