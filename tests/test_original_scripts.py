@@ -11,9 +11,9 @@ figures must be well above chance AND agree episode by episode.
 The full-size run is a documented command (docs/differences.rst):
 ``python examples/original_style.py meta_init --iterations 500``.
 
-The tests marked ``xfail(strict=True)`` need the original tensor semantics of issue 11 point 4
-(adapted ``re_forward`` tensors, ``BOMLOuterGrad.initialization``, task variables holding the adapted
-state after ``run``); strict, so they fail loudly once the engine provides them and the marker must go.
+The test marked ``xfail(strict=True)`` needs the rest of issue 11 point 4: MetaInit ``re_forward``
+tensors built after ``ll_problem`` that are functions of the adapted weights; strict, so it fails
+loudly once the engine provides them and the marker must go.
 """
 import functools
 import importlib.util
@@ -89,7 +89,6 @@ def test_meta_init_plain_session_run_reports_the_adapted_accuracy(omniglot_folde
     _assert_same_episodes(plain, _accuracies(results, "adapted"))
 
 
-@ENGINE_FIX
 @pytest.mark.parametrize("driver", ["meta_init", "meta_feat"])
 def test_original_evaluation_protocol_equals_adapted(omniglot_folder, driver):
     results = _results(driver, omniglot_folder)
@@ -98,7 +97,6 @@ def test_original_evaluation_protocol_equals_adapted(omniglot_folder, driver):
     _assert_same_episodes(protocol, _accuracies(results, "adapted"))
 
 
-@ENGINE_FIX
 def test_meta_feat_run_leaves_the_task_variables_adapted(omniglot_folder):
     gap = _results("meta_feat", omniglot_folder)["after_run"]
     assert not isinstance(gap, Exception), gap
