@@ -140,6 +140,13 @@ def test_save_and_load_obj_round_trip(tmp_path):
     assert utils.load_obj(path) == [1, 2]
 
 
+def test_save_obj_failure_leaves_no_file(tmp_path):
+    path = str(tmp_path / "results.pickle")
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        utils.save_obj(path, {"not picklable": lambda: None})
+    assert os.listdir(tmp_path) == []
+
+
 def test_load_obj_refuses_code_unless_trusted(tmp_path):
     path = str(tmp_path / "exploit.pickle")
     with open(path, "wb") as stream:
