@@ -73,8 +73,8 @@ class StrategyOptions:
         if unknown:
             raise UnknownOptionError(
                 f"{owner} does not take the option(s) {sorted(unknown)} (received "
-                f"{ {k: options[k] for k in sorted(unknown)} }). Its options are {names or 'none'}. Check the spelling, "
-                f"or choose the strategy that uses the option."
+                f"{ {k: options[k] for k in sorted(unknown)} }). Its options are {names or 'none'}. Check the "
+                f"spelling, or choose the strategy that uses the option."
             )
         record = cls(**kept)
         record.validate(owner)

@@ -199,6 +199,8 @@ class BOMLOptimizer:
             initial_state=initial_state, share_with=self._inner_grads[0] if self._inner_grads else None,
             scope=self._scope, shared_defaults=LL_SHARED_DEFAULTS, **options)
         self._inner_grads.append(inner_grad)
+        if getattr(experiment, "model", None) is not None:
+            experiment.model = inner_grad.user_model(experiment.model)
         self._param_dict.update(learning_rate=inner_grad.learning_rate, T=T, loss_func=loss_func,
                                 experiment=experiment, first_order=first_order, learn_lr=learn_lr,
                                 **{k: v for k, v in inner_grad.learned.items() if k in ("alpha", "s", "t")})
@@ -327,7 +329,7 @@ class BOMLOptimizer:
         if inner_grad is None:
             raise PhaseError("adapted(...) needs an ll_problem(...) first.")
         single = not isinstance(tensors, (list, tuple))
-        items = [tensors] if single else list(tensors)
+        items = inner_grad.on_task_variables([tensors] if single else list(tensors))
         meta = self._meta_params.get(id(inner_grad), tf.get_collection(extension.GraphKeys.METAPARAMETERS))
 
         def task_fn(task):

@@ -23,6 +23,7 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.errors import InvalidArgumentError
+from boml.lower_iter.adapted_model import AdaptedModel, pull_back
 from boml.lower_iter.dynamics import StepHyperparameters, TaskDynamics, Trajectory
 from boml.optimizer import BOMLOpt, make_optimizer
 from boml.strategy_options import StrategyOptions
@@ -162,6 +163,9 @@ class BOMLInnerGrad:
     unroll_in_python = False
     #: True when ``outer_objective`` is required.
     needs_outer_objective = False
+    #: True when, as in the original, the user's task network is shown at the adapted weights
+    #: after ``ll_problem`` (MetaInit).
+    adapts_user_model = False
 
     def __init__(self, inner_objective, var_list, optimizer="SGD", T=1, learning_rate=None, outer_objective=None,
                  experiment=None, first_order=False, initial_state=None, share_with=None, scope=None,
@@ -321,6 +325,32 @@ class BOMLInnerGrad:
             hard = tf.cast(soft > 0.5, soft.dtype)
             masks.append(hard + soft - tf.stop_gradient(soft))
         return masks
+
+    # ----------------------------------------------------------------- the user's view
+    def user_model(self, model):
+        """The network the user continues with after ``ll_problem``.
+
+        ``model`` itself, or (``adapts_user_model``) an ``AdaptedModel`` whose forward
+        passes use ``theta_T`` built on the support placeholders, as in the original.
+        """
+        return AdaptedModel(model, self) if self.adapts_user_model and model is not None else model
+
+    def adapted_on_placeholders(self):
+        """``theta_T`` as graph tensors of the meta-parameters and the (per-task) support placeholders."""
+        if getattr(self, "_adapted", None) is None:
+            from boml.task import TaskProgram
+
+            with tf.name_scope("adapted_weights"):
+                dynamics = self.task_dynamics(TaskProgram((), [], self.var_list), training=False)
+                self._adapted = dynamics.unroll().final
+        return self._adapted
+
+    def on_task_variables(self, tensors):
+        """``tensors`` built on the adapted weights (``user_model``) re-expressed on the task variables."""
+        adapted = getattr(self, "_adapted", None)
+        if adapted is None:
+            return tensors
+        return pull_back(tensors, list(zip(adapted, self.var_list)))
 
     # ----------------------------------------------------------------- the direction
     def direction(self, dynamics, t, state, hyperparameters):

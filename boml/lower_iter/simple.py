@@ -20,3 +20,4 @@ class BOMLInnerGradSimple(BOMLInnerGradTrad):
 
     methods = ("MetaInit",)
     unroll_in_python = True
+    adapts_user_model = True

@@ -158,6 +158,7 @@ class BOMLOuterGrad:
             InvalidCombinationError: see ``check_lower``.
         """
         self.check_lower(inner_grad)
+        outer_objective = inner_grad.on_task_variables(outer_objective)
         if meta_param is None:
             meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
         meta_param = list(meta_param)
@@ -222,7 +223,7 @@ class BOMLOuterGrad:
                 if param.ref() not in per_param:
                     per_param[param.ref()] = []
                     order.append(param)
-                per_param[param.ref()].append(grads)
+                per_param[param.ref()].append((grads, _task_count(record["inner_grad"].experiment)))
         wanted = None if meta_param is None else {p.ref() for p in meta_param}
         pairs = []
         for param in order:
@@ -230,9 +231,9 @@ class BOMLOuterGrad:
                 continue
             stacks = per_param[param.ref()]
             if aggregation_fn is None:
-                grad = tf.reduce_mean(tf.concat(stacks, axis=0), axis=0)
+                grad = tf.reduce_mean(tf.concat([stacked for stacked, _ in stacks], axis=0), axis=0)
             else:
-                grad = aggregation_fn([g for stacked in stacks for g in _unstack(stacked)])
+                grad = aggregation_fn([g for stacked, count in stacks for g in tf.unstack(stacked, num=count)])
             if gradient_clip is not None:
                 grad = gradient_clip(grad)
             tf.add_to_collection(extension.GraphKeys.OUTERGRADIENTS, grad)
@@ -282,14 +283,11 @@ class BOMLOuterGrad:
         return None
 
 
-def _unstack(stacked):
-    count = stacked.shape[0] if stacked.shape.ndims else None
-    if count is None:
-        raise InvalidArgumentError(
-            "aggregation_fn needs a known number of tasks per experiment; create the experiment with "
-            "meta_batch_size=<int>, or leave aggregation_fn=None (the mean)."
-        )
-    return tf.unstack(stacked, num=int(count), axis=0)
+def _task_count(experiment):
+    """Tasks per meta-iteration of an experiment: its ``meta_batch_size``, or 1."""
+    if experiment is not None and getattr(experiment, "is_batched", False):
+        return int(experiment.meta_batch_size)
+    return 1
 
 
 def gradients_or_none(ys, xs, grad_ys=None):
