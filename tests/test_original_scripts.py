@@ -11,9 +11,9 @@ figures must be well above chance AND agree episode by episode.
 The full-size run is a documented command (docs/differences.rst):
 ``python examples/original_style.py meta_init --iterations 500``.
 
-The test marked ``xfail(strict=True)`` needs the rest of issue 11 point 4: MetaInit ``re_forward``
-tensors built after ``ll_problem`` that are functions of the adapted weights; strict, so it fails
-loudly once the engine provides them and the marker must go.
+These checks guard issue 11 point 4 (the original tensor semantics): MetaInit ``re_forward`` tensors
+built after ``ll_problem`` are functions of the adapted weights, ``outergradient.initialization``
+resets the task variables, and after ``run`` the task variables hold the adapted state.
 """
 import functools
 import importlib.util
@@ -30,7 +30,6 @@ CI_FLAGS = {
     "meta_init": ["--iterations", "100", "--meta_batch_size", "2", "--num_filters", "32", "--test_episodes", "40"],
     "meta_feat": ["--iterations", "100", "--meta_batch_size", "2", "--num_filters", "32", "--test_episodes", "40"],
 }
-ENGINE_FIX = pytest.mark.xfail(strict=True, reason="issue 11 point 4: re_forward tensors not adapted yet")
 
 
 def _load_example():
@@ -81,7 +80,6 @@ def test_adapted_accuracy_is_well_above_chance(omniglot_folder, driver):
     _assert_well_above_chance(accuracies)
 
 
-@ENGINE_FIX
 def test_meta_init_plain_session_run_reports_the_adapted_accuracy(omniglot_folder):
     results = _results("meta_init", omniglot_folder)
     plain = _accuracies(results, "plain")
