@@ -1,10 +1,27 @@
-"""Losses, metrics, regularizers and small helpers used with boml."""
+"""Losses, metrics, regularizers and small helpers used with boml.
+
+Besides boml's own helpers, this module keeps the names of the original BOML's
+``boml.utils`` (``BatchQueueMock``, ``get_default_session``,
+``remove_from_collection``, ``add_list``, ``maybe_add``, ``val_or_zero``,
+``solve_int_or_generator``, ``save_obj``/``load_obj`` ...) with the original's
+behaviour; where boml deliberately differs it is said in the docstring and in
+the "Differences from the original BOML" page of the documentation.
+"""
 import collections
+import io
+import logging
+import os
+import pickle
+import tempfile
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from boml.errors import InvalidArgumentError, ShapeError
+from boml import extension
+from boml.errors import DataError, InvalidArgumentError, ShapeError
+from boml.load_data.datasets.structures import BatchQueueMock  # noqa: F401 - original boml.utils name
+
+logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -204,6 +221,137 @@ def mean_std_ci(measures, mul=1.0):
 
 def isinteger(num):
     return isinstance(num, (int, np.integer)) and not isinstance(num, bool)
+
+
+# ------------------------------------------------------------------------------------ original BOML helpers
+# ``BatchQueueMock`` (imported above) is the original's ``boml.utils.BatchQueueMock``; it is the same class as
+# ``boml.BatchQueueMock``.
+
+
+def get_default_session():
+    """The default ``tf.Session`` (the innermost ``with session:`` block), or None outside one."""
+    return tf.get_default_session()
+
+
+def remove_from_collection(key, *variables):
+    """Removes ``variables`` from the graph collection ``key`` of the default graph.
+
+    As in the original, a variable that is not in the collection is not an
+    error: a warning naming the collection and the missing items is logged
+    (the original printed it to stderr) and the others are removed.
+
+    Args:
+        key: the collection name, e.g. ``GraphKeys.GLOBAL_VARIABLES``.
+        *variables: the tensors or variables to remove.
+    """
+    present = {id(v) for v in tf.get_collection(key)}
+    missing = [v for v in variables if id(v) not in present]
+    if missing:
+        logger.warning("Collection %r does not contain %s; nothing removed for them.", key,
+                       ", ".join(getattr(v, "name", repr(v)) for v in missing))
+    extension.remove_from_collection(key, *variables)
+
+
+def add_list(lst1, lst2):
+    """Element-wise sum of two sequences: ``[a + b for a, b in zip(lst1, lst2)]``.
+
+    Raises:
+        InvalidArgumentError: the sequences have different lengths (the
+            original asserted it).
+    """
+    lst1, lst2 = list(lst1), list(lst2)
+    if len(lst1) != len(lst2):
+        raise InvalidArgumentError(
+            f"add_list sums two lists element by element, so they need the same length; received lengths "
+            f"{len(lst1)} and {len(lst2)}."
+        )
+    return [a + b for a, b in zip(lst1, lst2)]
+
+
+def maybe_add(a, b):
+    """``a + b``, or ``a`` when ``b`` is None (e.g. an optional regularizer)."""
+    return a if b is None else a + b
+
+
+def val_or_zero(a, b):
+    """``a``, or ``tf.zeros_like(b)`` when ``a`` is None (e.g. a missing gradient of ``b``)."""
+    return tf.zeros_like(b) if a is None else a
+
+
+def solve_int_or_generator(int_or_generator):
+    """``range(n)`` for an integer ``n``; any other value (a range, a generator) is returned as is."""
+    return range(int_or_generator) if isinteger(int_or_generator) else int_or_generator
+
+
+def save_obj(file_path, obj):
+    """Pickles ``obj`` to ``file_path`` (the original's results files, e.g. ``results.pickle``).
+
+    The file is written to a temporary file in the same folder and then renamed,
+    so an interrupted run never leaves a truncated file behind.
+
+    Args:
+        file_path: destination path (its folder must exist).
+        obj: a picklable object.
+    """
+    folder = os.path.dirname(os.path.abspath(file_path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".save_obj-")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            pickle.dump(obj, stream, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(temporary, file_path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+
+
+#: ``(module, name)`` pairs ``load_obj`` may reconstruct besides the builtin containers and numbers.
+SAFE_PICKLE_GLOBALS = frozenset({
+    ("collections", "OrderedDict"), ("collections", "defaultdict"), ("collections", "deque"),
+    ("builtins", "set"), ("builtins", "frozenset"), ("builtins", "complex"), ("builtins", "slice"),
+    ("builtins", "range"), ("builtins", "bytearray"),
+    ("numpy", "ndarray"), ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+})
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in SAFE_PICKLE_GLOBALS or (module == "numpy" and name.endswith("DType")) or (
+                module == "numpy.dtypes" and name.endswith("DType")):
+            return super().find_class(module, name)
+        raise DataError(
+            f"load_obj refuses to load {module}.{name}: unpickling arbitrary classes can run code from the file. "
+            f"Only containers, numbers, strings and numpy arrays are loaded by default; pass trusted=True for a "
+            f"file you created yourself."
+        )
+
+
+def load_obj(file_path, trusted=False):
+    """Loads an object written by :func:`save_obj`.
+
+    Unlike the original (a plain ``pickle.load``, which executes whatever the
+    file tells it to), only builtin containers, numbers, strings,
+    ``collections`` containers and numpy arrays/scalars are reconstructed by
+    default, which covers the results dictionaries the scripts save.
+
+    Args:
+        file_path: the pickle file.
+        trusted: True to unpickle anything (only for files you wrote yourself).
+
+    Returns:
+        The object.
+
+    Raises:
+        DataError: the file holds another kind of object and ``trusted`` is False.
+    """
+    with open(file_path, "rb") as stream:
+        payload = stream.read()
+    if trusted:
+        return pickle.loads(payload)
+    return _SafeUnpickler(io.BytesIO(payload)).load()
 
 
 OrderedDict = collections.OrderedDict

@@ -333,11 +333,10 @@ def test_reuse_true_finds_the_same_variables():
 
 
 # ------------------------------------------------------------------------------------ feedforward
-@pytest.mark.parametrize("initializer", [tf.zeros_initializer, tf.zeros_initializer(), None])
+@pytest.mark.parametrize("initializer", [tf.zeros_initializer, tf.zeros_initializer()])
 def test_feedforward_zero_head(session, initializer):
     feats = tf.placeholder(tf.float32, [None, 7])
-    kw = {} if initializer is None else {"output_weight_initializer": initializer}
-    head = BOMLNetFeedForward(feats, N, name="clf", **kw)
+    head = BOMLNetFeedForward(feats, N, name="clf", output_weight_initializer=initializer)
     assert [v.name for v in head.var_list] == ["clf/fc_weight:0", "clf/fc_bias:0"]
     assert list(head.task_parameter) == ["fc_weight", "fc_bias"]
     assert head.outer_param_dict == {} and head.model_param_dict == {}

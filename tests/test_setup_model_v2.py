@@ -228,7 +228,8 @@ def build_v2(method, inner, outer, dataset, dtype=tf.float64, T=2, tasks=2, lr=0
     else:
         features = meta_learner.re_forward(ex.x).out
         # The head BOMLOptimizer.base_learner builds is float32; the float64 checks need a float64 head.
-        ex.model = BOMLNetFeedForward(features, dataset.train.dim_target, name="task_net", data_type=dtype)
+        ex.model = BOMLNetFeedForward(features, dataset.train.dim_target, name="task_net", data_type=dtype,
+                                      output_weight_initializer=tf.zeros_initializer)
         outer_objective = boml.utils.cross_entropy(
             ex.model.re_forward(meta_learner.re_forward(ex.x_).out).out, ex.y_)
     inner_objective = boml.utils.cross_entropy(ex.model.out, ex.y)

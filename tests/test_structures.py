@@ -242,7 +242,7 @@ def test_batch_queue_mock_advances_and_is_reproducible():
     md = _IndexedMeta()
     q = BatchQueueMock(md, 2, 3, 1)
     b1, b2 = q.get_single_batch(), q.get_single_batch()
-    assert len(b1) == 3 and all(isinstance(e, Datasets) for e in b1)
+    assert len(b1) == 2 and all(isinstance(e, Datasets) for e in b1)  # n_batches episodes, as in the original
     assert not np.array_equal(_ids(b1[0].train), _ids(b2[0].train))  # a new episode every call
     q2 = BatchQueueMock(md, 2, 3, 1)
     np.testing.assert_array_equal(_ids(q2.get_single_batch()[0].train), _ids(b1[0].train))

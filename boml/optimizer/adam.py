@@ -1,6 +1,7 @@
 """Adam as a differentiable inner optimizer."""
 import tensorflow.compat.v1 as tf
 
+from boml.errors import InvalidArgumentError
 from boml.extension import register_optimizer
 from boml.optimizer.opt import BOMLOpt, as_dtype, safe_sqrt, validate_positive, validate_unit_interval
 
@@ -26,6 +27,15 @@ class BOMLOptAdam(BOMLOpt):
     zero (instead of infinite) derivative where ``v' == 0``, so hypergradients stay
     finite when a gradient entry is exactly zero.
 
+    ``epsilon_inside_sqrt=True`` gives the original BOML's variant
+    ``w' = w - lr_t * m' / sqrt(v' + epsilon^2)`` (epsilon moved inside the root,
+    which the original chose to keep the derivative of the root bounded). The
+    default is the published form above, because it is the update that
+    ``tf.compat.v1.train.AdamOptimizer`` (and every other Adam) performs, so a
+    model trained with boml's inner Adam matches the usual one; the bounded
+    derivative is already given by ``safe_sqrt``. The two forms differ by less than
+    ``epsilon`` in the denominator.
+
     Slots: ``[m_1, ..., m_n, v_1, ..., v_n]`` for params ``[w_1, ..., w_n]`` (all
     first moments, then all second moments).
 
@@ -37,22 +47,31 @@ class BOMLOptAdam(BOMLOpt):
         beta1: decay of the first moment, in ``[0, 1)``.
         beta2: decay of the second moment, in ``[0, 1)``.
         epsilon: positive constant added to ``sqrt(v')``.
+        use_locking: passed to the assign ops of ``minimize``.
         name: name of the ops and of the slot variables created by ``minimize``.
+        epsilon_inside_sqrt: use ``sqrt(v' + epsilon^2)`` instead of
+            ``sqrt(v') + epsilon`` (the original BOML's placement).
 
     Raises:
         InvalidArgumentError: invalid ``learning_rate``, ``beta1``, ``beta2``,
-            ``epsilon`` or ``name``.
+            ``epsilon``, ``name``, ``use_locking`` or ``epsilon_inside_sqrt``.
     """
 
     slot_names = ("m", "v")
     display_name = "Adam"
 
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, name="Adam"):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8, use_locking=False, name="Adam",
+                 epsilon_inside_sqrt=False):
+        super().__init__(learning_rate, name, use_locking=use_locking)
         owner = type(self).__name__
         self._beta1 = validate_unit_interval(beta1, "beta1", owner)
         self._beta2 = validate_unit_interval(beta2, "beta2", owner)
         self._epsilon = validate_positive(epsilon, "epsilon", owner)
+        if not isinstance(epsilon_inside_sqrt, bool):
+            raise InvalidArgumentError(
+                f"{owner}: epsilon_inside_sqrt must be True or False; received {epsilon_inside_sqrt!r}. "
+                f"Pass True for the original BOML's sqrt(v + epsilon^2).")
+        self._epsilon_inside_sqrt = epsilon_inside_sqrt
 
     @property
     def beta1(self):
@@ -66,9 +85,14 @@ class BOMLOptAdam(BOMLOpt):
     def epsilon(self):
         return self._epsilon
 
+    @property
+    def epsilon_inside_sqrt(self):
+        return self._epsilon_inside_sqrt
+
     def _hyperparameters(self):
+        extra = [("epsilon_inside_sqrt", True)] if self._epsilon_inside_sqrt else []
         return super()._hyperparameters() + [("beta1", self._beta1), ("beta2", self._beta2),
-                                             ("epsilon", self._epsilon)]
+                                             ("epsilon", self._epsilon)] + extra
 
     def step(self, params, grads, slots, step, learning_rates=None):
         """One Adam update; ``slots`` is ``[m for each param] + [v for each param]``.
@@ -90,7 +114,11 @@ class BOMLOptAdam(BOMLOpt):
             lr_t = lr * tf.sqrt(one - tf.pow(beta2, t)) / (one - tf.pow(beta1, t))
             m_next = beta1 * m + (one - beta1) * g
             v_next = beta2 * v + (one - beta2) * g * g
-            new_params.append(w - lr_t * m_next / (safe_sqrt(v_next) + epsilon))
+            if self._epsilon_inside_sqrt:
+                denominator = tf.sqrt(v_next + epsilon * epsilon)
+            else:
+                denominator = safe_sqrt(v_next) + epsilon
+            new_params.append(w - lr_t * m_next / denominator)
             new_first.append(m_next)
             new_second.append(v_next)
         return new_params, new_first + new_second

@@ -29,19 +29,20 @@ class BOMLOptMomentum(BOMLOpt):
     Args:
         learning_rate: step size (non-negative number, tensor or variable).
         momentum: ``mu`` in ``[0, 1)`` (or a tensor/variable).
+        use_locking: passed to the assign ops of ``minimize``.
         name: name of the ops and of the slot variables created by ``minimize``.
         use_nesterov: use the Nesterov look-ahead form above.
 
     Raises:
         InvalidArgumentError: invalid ``learning_rate``, ``momentum``, ``name`` or
-            a non-boolean ``use_nesterov``.
+            a non-boolean ``use_locking`` or ``use_nesterov``.
     """
 
     slot_names = ("m",)
     display_name = "Momentum"
 
-    def __init__(self, learning_rate, momentum=0.5, name="Momentum", use_nesterov=False):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate, momentum=0.5, use_locking=False, name="Momentum", use_nesterov=False):
+        super().__init__(learning_rate, name, use_locking=use_locking)
         self._momentum = validate_unit_interval(momentum, "momentum", type(self).__name__)
         if not isinstance(use_nesterov, bool):
             raise InvalidArgumentError(

@@ -14,7 +14,10 @@ used twice:
   value) that it assigns.
 
 Because both paths call the same ``step``, the op that runs and the graph that
-is differentiated can never disagree.
+is differentiated can never disagree. As in the original, ``BOMLOpt`` is a
+subclass of ``tf.compat.v1.train.Optimizer`` (``isinstance`` checks,
+``compute_gradients``, ``get_slot``, ``variables`` work), but its ``minimize``
+and ``apply_gradients`` return ``(update_op, dynamics)`` instead of the op alone.
 """
 import collections
 import math
@@ -177,8 +180,8 @@ def safe_sqrt(x):
 
 
 # ------------------------------------------------------------------ base class
-class BOMLOpt:
-    """Base class of the differentiable inner optimizers.
+class BOMLOpt(tf.train.Optimizer):
+    """Base class of the differentiable inner optimizers (a ``tf.compat.v1.train.Optimizer``).
 
     Subclasses implement two pure tensor functions:
 
@@ -195,10 +198,12 @@ class BOMLOpt:
         learning_rate: step size: a non-negative python number, a numpy array, a
             tensor or a variable (tensors are not checked).
         name: name used for the ops and the slot variables of ``minimize``.
+        use_locking: passed to the assign ops of ``minimize``/``apply_gradients``.
 
     Raises:
         InvalidArgumentError: the learning rate is negative, not finite or not a
-            number/tensor, or ``name`` is not a non-empty string.
+            number/tensor, ``name`` is not a non-empty string or ``use_locking``
+            is not a boolean.
     """
 
     #: Names of the slot kinds, one slot per parameter for each kind.
@@ -206,14 +211,21 @@ class BOMLOpt:
     #: Short name used by ``__str__`` (the registry name of the built-in classes).
     display_name = "BOMLOpt"
 
-    def __init__(self, learning_rate, name):
+    def __init__(self, learning_rate, name, use_locking=False):
         owner = type(self).__name__
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError(
                 f"{owner}: name must be a non-empty string; received {name!r}. "
                 f"Pass e.g. name='{owner}'.")
+        if not isinstance(use_locking, bool):
+            raise InvalidArgumentError(
+                f"{owner}: use_locking must be True or False; received {use_locking!r}. Pass a boolean.")
+        super().__init__(use_locking=use_locking, name=name)
         self._learning_rate = validate_learning_rate(learning_rate, owner)
         self._name = name
+        # slot kind -> {variable.ref(): slot variable} of the last minimize/apply_gradients per variable.
+        self._state_slots = collections.OrderedDict()
+        self._state_variables = []
 
     # ---------------------------------------------------------------- properties
     @property
@@ -224,6 +236,17 @@ class BOMLOpt:
     @property
     def name(self):
         return self._name
+
+    @property
+    def learning_rate_tensor(self):
+        """The learning rate as a tensor (a constant for a python number)."""
+        return tf.convert_to_tensor(self._learning_rate)
+
+    @property
+    def optimizer_params_tensor(self):
+        """The hyperparameters (learning rate first, then as in ``__str__``) as tensors."""
+        return [tf.convert_to_tensor(value) for _, value in self._hyperparameters()
+                if not isinstance(value, (bool, np.bool_))]
 
     def _hyperparameters(self):
         """Ordered (label, value) pairs shown by ``__str__``; extended by subclasses."""
@@ -308,12 +331,15 @@ class BOMLOpt:
         return params, grads, slots, rates
 
     # ------------------------------------------------------ stateful (compat)
-    def minimize(self, loss_inner, var_list=None, global_step=None, name=None):
+    def minimize(self, loss_inner, var_list=None, global_step=None, gate_gradients=tf.train.Optimizer.GATE_OP,
+                 aggregation_method=None, colocate_gradients_with_ops=False, name=None, grad_loss=None):
         """Builds one stateful update of ``var_list`` that decreases ``loss_inner``.
 
-        Compatibility path of the original BOML. The optimizer state is stored in
-        new non-trainable variables (collection ``GLOBAL_VARIABLES`` only): one
-        slot variable per slot and an int32 step counter (starting at 0), created
+        Compatibility path of the original BOML (same signature as
+        ``tf.compat.v1.train.Optimizer.minimize``, but two results). The gradients
+        come from ``compute_gradients``; the optimizer state is stored in new
+        non-trainable variables (collection ``GLOBAL_VARIABLES`` only): one slot
+        variable per slot and an int32 step counter (starting at 0), created
         afresh by each call.
 
         Args:
@@ -321,6 +347,10 @@ class BOMLOpt:
             var_list: variables to update (default: ``tf.trainable_variables()``).
             global_step: optional variable incremented by 1 by the update op (it is
                 not part of ``dynamics``).
+            gate_gradients: as in ``tf.compat.v1.train.Optimizer.compute_gradients``.
+            aggregation_method: idem.
+            colocate_gradients_with_ops: idem.
+            grad_loss: idem.
             name: name scope of the created ops (default: the optimizer's name).
 
         Returns:
@@ -334,14 +364,17 @@ class BOMLOpt:
         """
         var_list = self._resolve_var_list(var_list)
         with tf.name_scope(name or self._name):
-            grads = tf.gradients(loss_inner, var_list)
-        for grad, var in zip(grads, var_list):
+            pairs = self.compute_gradients(loss_inner, var_list=var_list, gate_gradients=gate_gradients,
+                                           aggregation_method=aggregation_method,
+                                           colocate_gradients_with_ops=colocate_gradients_with_ops,
+                                           grad_loss=grad_loss)
+        for grad, var in pairs:
             if grad is None:
                 raise InvalidArgumentError(
                     f"{type(self).__name__}.minimize: the loss {getattr(loss_inner, 'name', loss_inner)} "
                     f"has no gradient with respect to the variable {var.name}. Remove it from var_list "
                     f"or make the loss depend on it.")
-        return self.apply_gradients(list(zip(grads, var_list)), global_step=global_step, name=name)
+        return self.apply_gradients(pairs, global_step=global_step, name=name)
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         """Stateful update from given gradients; see ``minimize`` for the outputs.
@@ -394,7 +427,7 @@ class BOMLOpt:
             dynamics = collections.OrderedDict(zip(state_vars, new_values))
             # No assign may run before every read above (and the gradient computation) is done.
             with tf.control_dependencies(new_values):
-                assigns = [tf.assign(var, value) for var, value in dynamics.items()]
+                assigns = [tf.assign(var, value, use_locking=self._use_locking) for var, value in dynamics.items()]
                 if global_step is not None:
                     assigns.append(tf.assign_add(global_step, tf.ones([], global_step.dtype.base_dtype)))
             update_op = tf.group(*assigns, name="update")
@@ -432,4 +465,26 @@ class BOMLOpt:
                                              collections=[tf.GraphKeys.GLOBAL_VARIABLES]))
             counter = tf.Variable(0, dtype=tf.int32, trainable=False, name=f"{self._name}_step",
                                   collections=[tf.GraphKeys.GLOBAL_VARIABLES])
+        for index, slot in enumerate(slot_vars):
+            group = index // len(var_list)
+            kind = self.slot_names[group] if group < len(self.slot_names) else f"slot{index}"
+            self._state_slots.setdefault(kind, collections.OrderedDict())[var_list[index % len(var_list)].ref()] = slot
+        self._state_variables.extend(slot_vars + [counter])
         return slot_vars, counter
+
+    # ------------------------------------------------- tf.train.Optimizer API
+    def get_slot_names(self):
+        """The slot kinds (``slot_names``), as ``tf.compat.v1.train.Optimizer.get_slot_names``."""
+        return list(self.slot_names)
+
+    def get_slot(self, var, name):
+        """The slot variable ``name`` of ``var`` created by the last ``minimize``/``apply_gradients`` on it.
+
+        Returns:
+            The variable, or None if ``var`` has no such slot (as in TensorFlow).
+        """
+        return self._state_slots.get(name, {}).get(var.ref())
+
+    def variables(self):
+        """Every state variable created by ``minimize``/``apply_gradients`` (slots and step counters)."""
+        return list(self._state_variables)

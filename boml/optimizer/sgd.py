@@ -13,17 +13,18 @@ class BOMLOptSGD(BOMLOpt):
 
     Args:
         learning_rate: step size (non-negative number, tensor or variable).
+        use_locking: passed to the assign ops of ``minimize``.
         name: name of the ops and of the step counter created by ``minimize``.
 
     Raises:
-        InvalidArgumentError: invalid ``learning_rate`` or ``name``.
+        InvalidArgumentError: invalid ``learning_rate``, ``use_locking`` or ``name``.
     """
 
     slot_names = ()
     display_name = "SGD"
 
-    def __init__(self, learning_rate, name="GradientDescent"):
-        super().__init__(learning_rate, name)
+    def __init__(self, learning_rate, use_locking=False, name="GradientDescent"):
+        super().__init__(learning_rate, name, use_locking=use_locking)
 
     def step(self, params, grads, slots, step, learning_rates=None):
         """Returns ``([w - lr * g for each param], [])``; see ``BOMLOpt.step``."""

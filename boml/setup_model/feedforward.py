@@ -31,7 +31,8 @@ class BOMLNetFeedForward(BOMLNet):
             the original head).
         var_collections: collections of the task variables (default ``MODEL_VARIABLES``).
         output_weight_initializer: initializer of ``fc_weight``: a class such as
-            ``tf.zeros_initializer`` (the default) or an instance.
+            ``tf.zeros_initializer`` or an instance, or None for the default
+            :class:`~boml.setup_model.network_utils.GlorotUniform` (Xavier).
         data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
         reuse: False, True or ``tf.AUTO_REUSE`` (see :class:`BOMLNet`).
 
@@ -45,7 +46,7 @@ class BOMLNetFeedForward(BOMLNet):
     """
 
     def __init__(self, _input, dims, task_parameter=None, name="BOMLNetFeedForward", activation=None,
-                 var_collections=None, output_weight_initializer=tf.zeros_initializer, data_type=tf.float32,
+                 var_collections=None, output_weight_initializer=network_utils.GlorotUniform, data_type=tf.float32,
                  reuse=False):
         what = type(self).__name__
         self.dims, self.dim_output = network_utils.check_dim_output(what, dims)
@@ -64,7 +65,7 @@ class BOMLNetFeedForward(BOMLNet):
             )
         self.activation = activation
         self.output_weight_initializer = network_utils.as_initializer(
-            output_weight_initializer, tf.zeros_initializer, "output_weight_initializer")
+            output_weight_initializer, network_utils.GlorotUniform, "output_weight_initializer")
         self.feature_dim = self._check_input(_input)
         self._config = dict(activation=activation, var_collections=var_collections,
                             output_weight_initializer=output_weight_initializer, data_type=data_type)

@@ -422,12 +422,28 @@ class ClassMetaDataset(MetaDataset):
 class BatchQueueMock:
     """Hands out episodes of ``metadataset`` from ONE RandomState that keeps advancing.
 
-    The original recreated the queue (and a seed-1 RandomState) every iteration and so trained
-    on the same episode forever; here every call gives new episodes, and the sequence is
-    reproducible from ``rand``.
+    The methods keep the meaning they had in the original BOML:
 
-    :param n_batches: number of items returned by :meth:`get_all_batches`.
-    :param batch_size: episodes per meta-batch.
+    * :meth:`get_all_batches` gives ``n_batches`` items of ``batch_size`` episodes each
+      (a ``Datasets`` episode per item when ``batch_size == 1``, else a list);
+    * :meth:`get_single_batch` gives a list of ``n_batches`` episodes, drawn one at a time
+      (``batch_size`` plays no role in it, as in the original).
+
+    So an original-style training loop over ``MBS`` per-task experiments reads
+    ``utils.feed_dicts(BatchQueueMock(metadataset, 1, MBS, rand).get_all_batches()[0], exs)``,
+    and ``next(queue)`` gives one meta-batch of ``batch_size`` episodes (for a batched
+    experiment). The original README example recreated the queue (and a seed-1
+    RandomState) every iteration and so trained on the same episode forever; a queue
+    kept across iterations gives new episodes at every call, reproducibly from ``rand``.
+
+    Args:
+        metadataset: a :class:`MetaDataset`.
+        n_batches: items of :meth:`get_all_batches`, episodes of :meth:`get_single_batch`.
+        batch_size: episodes per item of :meth:`get_all_batches` and per ``next(queue)``.
+        rand: seed or ``numpy.random.RandomState`` (shared and advanced by every call).
+
+    Raises:
+        InvalidArgumentError: ``n_batches`` or ``batch_size`` is below 1.
     """
 
     def __init__(self, metadataset, n_batches, batch_size, rand=None):
@@ -441,15 +457,16 @@ class BatchQueueMock:
         self.rand = get_rand_state(rand)
 
     def get_all_batches(self):
-        """``n_batches`` items: a ``Datasets`` episode each if ``batch_size == 1``, else lists."""
+        """``n_batches`` items: a ``Datasets`` episode each if ``batch_size == 1``, else lists of ``batch_size``."""
         return list(self.metadataset.generate(self.n_batches, self.batch_size, self.rand))
 
     def get_single_batch(self):
-        """One meta-batch: a list of ``batch_size`` new episodes (always a list)."""
-        return self.metadataset.generate_batch(self.batch_size, self.rand)
+        """A list of ``n_batches`` new episodes (the original's semantics: ``batch_size`` is not used)."""
+        return list(self.metadataset.generate(self.n_batches, 1, self.rand))
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        return self.get_single_batch()
+        """One meta-batch: a list of ``batch_size`` new episodes."""
+        return self.metadataset.generate_batch(self.batch_size, self.rand)
