@@ -30,7 +30,7 @@ OMNIGLOT_CHARACTERS = {
 def omniglot_classes(vinyals_split=None, official_set=None):
     """The generated characters (``"Alphabet/characterNN"``), optionally of one split or official set."""
     return sorted(f"{a}/{c}" for a, (chars, group, split) in OMNIGLOT_CHARACTERS.items() for c in chars
-                  if (vinyals_split is None or split == vinyals_split) and (official_set is None or group == official_set))
+                  if vinyals_split in (None, split) and official_set in (None, group))
 
 
 def drawing(seed, side=28):
@@ -57,7 +57,7 @@ def omniglot_members(n_img=4, side=28, official_set=None):
     for alphabet, (chars, group, _) in sorted(OMNIGLOT_CHARACTERS.items()):
         if official_set is not None and group != official_set:
             continue
-        for k, char in enumerate(chars):
+        for char in chars:
             for i in range(n_img):
                 seed += 1
                 arr = drawing(seed, side)

@@ -14,6 +14,7 @@ Nothing here imports TensorFlow (the ``data`` command of the CLI relies on it).
 """
 import gzip
 import hashlib
+import http.client
 import os
 import sys
 import time
@@ -379,6 +380,8 @@ def _fetch_one_url(url, part, total, timeout, progress, chunk_size):
                 done += len(chunk)
                 bar.update(done)
             bar.update(done, final=True)
+    if length and done < offset + length:  # the connection dropped before the end
+        raise ConnectionError(f"the transfer stopped after {done} of {offset + length} bytes")
 
 
 def download_file(url, dest, sha256=None, md5=None, progress=True, timeout=60.0, chunk_size=1 << 16, size=None):
@@ -426,7 +429,7 @@ def _download(urls, dest, mismatch, progress, timeout, chunk_size, size):
     for url in urls:
         try:
             _fetch_one_url(url, part, size, timeout, progress, chunk_size)
-        except (OSError, ValueError) as e:  # URLError, HTTPError, socket timeouts, refused connections
+        except (OSError, ValueError, http.client.HTTPException) as e:  # URLError, timeouts, refused, cut off
             reason = getattr(e, "reason", None) or e
             failures.append(f"{url}: {reason}")
             continue
