@@ -15,7 +15,7 @@ import numpy as np
 
 from boml.errors import DataError, DataNotFoundError, InvalidArgumentError
 from boml.load_data.datasets.archives import LRUCache
-from boml.load_data.datasets.downloads import locate_dataset
+from boml.load_data.datasets.locations import locate_dataset
 from boml.load_data.datasets.images import IMAGE_EXTENSIONS, pil_image
 from boml.load_data.datasets.structures import ClassMetaDataset, Datasets, check_shots, episode_totals
 from boml.load_data.datasets.validation import validate_once

@@ -10,7 +10,7 @@ import numpy as np
 from boml.errors import DataError, DataNotFoundError, InvalidArgumentError
 from boml.load_data.datasets.archives import read_maybe_gzip
 from boml.load_data.datasets.dl_utils import get_rand_state, to_one_hot_enc
-from boml.load_data.datasets.downloads import MNIST_NAMES, fetch_command, find_mnist_file, locate_dataset
+from boml.load_data.datasets.locations import MNIST_NAMES, fetch_command, find_mnist_file, locate_dataset
 from boml.load_data.datasets.structures import Dataset, Datasets
 
 __all__ = ["mnist", "redivide_data"]

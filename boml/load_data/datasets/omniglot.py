@@ -23,7 +23,7 @@ import numpy as np
 
 from boml.errors import DataError, InvalidArgumentError
 from boml.load_data.datasets.archives import archive_members, is_tar_name, is_zip_name
-from boml.load_data.datasets.downloads import fetch_command, locate_dataset
+from boml.load_data.datasets.locations import fetch_command, locate_dataset
 from boml.load_data.datasets.images import pil_image
 from boml.load_data.datasets.splits import OMNIGLOT_SPLITS, omniglot_split
 from boml.load_data.datasets.structures import ClassMetaDataset, Datasets, check_shots, episode_totals
