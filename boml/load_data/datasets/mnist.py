@@ -68,12 +68,20 @@ def _apply_filters_maps(data, target, filters, maps):
 def redivide_data(datasets, partition_proportions=None, shuffle=False, filters=None, maps=None, rand=None):
     """Merges ``datasets`` and splits them again.
 
-    :param partition_proportions: fractions (summing to at most 1; the rest becomes one more
-        partition) or absolute example counts (ints). Default: the original sizes.
-    :param shuffle: shuffle the merged examples (with ``rand``) before splitting.
-    :param filters: callable(s) ``(data, target) -> boolean mask`` applied to the merged data.
-    :param maps: callable(s) ``(data, target) -> (data, target)`` applied after the filters.
-    :returns: a list of :class:`Dataset`; ``info`` merges the infos of *all* inputs.
+    Args:
+        datasets: the :class:`Dataset` objects to merge (``None`` entries are skipped).
+        partition_proportions: fractions (summing to at most 1; the rest becomes one more partition) or
+            absolute example counts (ints). Default: the original sizes.
+        shuffle: shuffle the merged examples (with ``rand``) before splitting.
+        filters: callable(s) ``(data, target) -> boolean mask`` applied to the merged data.
+        maps: callable(s) ``(data, target) -> (data, target)`` applied after the filters.
+        rand: seed or ``RandomState`` of the shuffle.
+
+    Returns:
+        A list of :class:`Dataset`; ``info`` merges the infos of *all* inputs.
+
+    Raises:
+        InvalidArgumentError: no dataset, or partitions that do not fit.
     """
     datasets = [d for d in datasets if d is not None]
     if not datasets:
@@ -126,6 +134,26 @@ def mnist(folder=None, one_hot=True, partitions=None, filters=None, maps=None, s
 
     Images are float32 in [0, 1], shape (n, 784) (``reshape=False``: (n, 28, 28, 1)); targets
     are one-hot float32 (n, 10) or int64 labels.
+
+    Args:
+        folder: the folder of the four files (default: found in the datasets folder, see above).
+        one_hot: one-hot targets instead of int64 labels.
+        partitions: redivide all examples into these fractions or counts.
+        filters: callable(s) ``(data, target) -> boolean mask``.
+        maps: callable(s) ``(data, target) -> (data, target)``.
+        shuffle: shuffle before redividing (with ``rand``).
+        validation_size: training images kept apart as validation (without ``partitions``).
+        reshape: flat 784-vectors instead of (28, 28, 1) images.
+        rand: seed of the shuffle.
+        download: fetch the files when they are missing.
+        name: name of the datasets.
+
+    Returns:
+        ``Datasets``.
+
+    Raises:
+        MissingDataError: the files are not found (the message names the command that fetches them).
+        DataError: a damaged or inconsistent file, named.
     """
     folder = locate_dataset("mnist", folder, download=download)
     parts = {}
