@@ -20,7 +20,8 @@ Episode conventions (every ``ClassMetaDataset``):
   ``(n, N)`` when ``one_hot_enc`` (default) else int64 labels ``(n,)``.
 * The order of the examples inside the support and inside the query set is shuffled.
 
-Nothing here imports TensorFlow.
+Nothing here imports TensorFlow. (About 490 lines: the containers, the sampler and the shot checks of the
+loaders implement the one set of episode conventions above, so they are kept together.)
 """
 import numbers
 
