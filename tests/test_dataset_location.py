@@ -67,6 +67,8 @@ def test_mini_imagenet_cannot_be_downloaded_and_the_message_gives_the_layout(emp
         assert os.path.join(empty_datasets_folder, "miniimagenet") in message and "--data_folder" in message
     with pytest.raises(MissingDataError, match="imagenet/mini_v3"):
         meta_mini_imagenet()
+    with pytest.raises(MissingDataError, match="cannot download Mini-ImageNet"):
+        meta_mini_imagenet(download=True)
 
 
 def _serve_mnist(tmp_path, monkeypatch):

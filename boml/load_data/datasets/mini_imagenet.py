@@ -271,7 +271,7 @@ def _validate_image_files(class_files, name, same_size):
 
 def meta_mini_imagenet(folder=None, sub_folders=None, std_num_classes=None, examples_train=None,
                        examples_test=None, resize=84, one_hot_enc=True, load_all_images=False, h5=False,
-                       split_folder=None, cache_size=5000, validate=True, name="Mini"):
+                       split_folder=None, cache_size=5000, validate=True, download=False, name="Mini"):
     """Mini-ImageNet as ``Datasets(train, validation, test)`` of :class:`ImageNetMetaDataset`.
 
     Per split ``s`` in ``sub_folders`` (default ``("train", "val", "test")``) the first of these
@@ -300,6 +300,8 @@ def meta_mini_imagenet(folder=None, sub_folders=None, std_num_classes=None, exam
         validate: decode every image file once at load (sizes and decodability), so that a damaged file
             fails here rather than during training; remembered by the folder's fingerprint (paths,
             sizes and modification times of the files).
+        download: accepted for symmetry with the other loaders; Mini-ImageNet cannot be downloaded, so when
+            it is missing the error explains what to put where.
         name: name of the datasets.
 
     Returns:
@@ -309,7 +311,7 @@ def meta_mini_imagenet(folder=None, sub_folders=None, std_num_classes=None, exam
         MissingDataError: no folder found (Mini-ImageNet cannot be downloaded; the message gives the layout).
         DataError: a damaged or unreadable image (named), an empty class, too few images per class.
     """
-    folder = locate_dataset("miniimagenet", folder)
+    folder = locate_dataset("miniimagenet", folder, download=download)
     if not os.path.isdir(folder):
         raise DataNotFoundError(
             f"Mini-ImageNet folder {folder} is not a folder. Pass --data_folder DIR (folder= in Python) naming the "
