@@ -125,7 +125,7 @@ def build_parser():
     """The ``argparse`` parser of ``python -m boml`` (``allow_abbrev=False``)."""
     parser = argparse.ArgumentParser(prog="boml", description="Bilevel meta-learning with boml.",
                                      allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,presets}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,presets,data}")
     sub.required = True
 
     train = sub.add_parser("train", allow_abbrev=False, help="meta-train and evaluate a configuration",
@@ -154,6 +154,9 @@ def build_parser():
     evaluate.add_argument("--quiet", "-q", action="store_true")
 
     sub.add_parser("presets", allow_abbrev=False, help="list the standard configurations")
+    from boml.data_command import add_data_parser
+
+    add_data_parser(sub)
     return parser
 
 
@@ -198,6 +201,10 @@ def main(argv=None):
     """Entry point of ``python -m boml`` and of the ``boml`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "data":
+        from boml.data_command import run_data_command
+
+        return run_data_command(args)
     if args.command == "presets":
         from boml import workflow
 
