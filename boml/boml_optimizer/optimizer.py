@@ -442,13 +442,13 @@ class BOMLOptimizer:
             )
         if self._meta_learning_rate is None:
             self._check_learning_rate(meta_learning_rate)
-            self._meta_learning_rate = tf.train.inverse_time_decay(
-                float(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
-            if outer_objective_optimizer not in OUTER_OPTIMIZERS:
+            if outer_objective_optimizer not in OUTER_OPTIMIZERS:  # checked before any state is set
                 raise UnknownNameError(
                     f"Unknown outer_objective_optimizer {outer_objective_optimizer!r}; allowed: "
                     f"{describe_allowed(OUTER_OPTIMIZERS)}."
                 )
+            self._meta_learning_rate = tf.train.inverse_time_decay(
+                float(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
             self._outer_optimizer = OUTER_OPTIMIZERS[outer_objective_optimizer](self._meta_learning_rate, momentum)
         if self._outergradient is None:
             options = {"truncate_iter": self._truncate_iter, "epsilon": epsilon, "warp_lambda": warp_lambda,
