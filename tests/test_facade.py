@@ -131,3 +131,21 @@ def test_feed_dicts_may_be_callables_of_the_meta_iteration(session):
     x1 = X0 - 0.1 * (y0 - 0.0) * (1 - 0.5 ** T)
     x2 = x1 - 0.1 / (1 + 1e-5) * (_y_T(x1) - 1.0) * (1 - 0.5 ** T)
     assert session.run(x) == pytest.approx(x2, rel=1e-8)  # float32 meta learning rate
+
+
+def test_a_number_as_tolerance_is_a_constant_schedule():
+    """tolerance=1e3 at every meta-iteration: CG stops at q = 0, the hypergradient stays 0 and x never moves;
+    tolerance=1e-12 gives the implicit hypergradient y_T - 1."""
+    for tolerance, expected in ((1e3, X0), (1e-12, X0 - 0.1 * (_y_T(X0, 40) - 1.0))):
+        with tf.Graph().as_default(), tf.Session() as sess:
+            boml_ho, inner, x, y = _scalar_problem(outer_method="Implicit", steps=40)
+            boml_ho.ul_problem(0.5 * tf.square(y - 1.0), 0.1, inner, meta_param=[x], outer_objective_optimizer="SGD",
+                               tolerance=tolerance)
+            boml_ho.aggregate_all()
+            sess.run(tf.global_variables_initializer())
+            boml_ho.run(session=sess)
+            first = sess.run(x)
+            boml_ho.run(session=sess)
+            assert first == pytest.approx(expected, rel=1e-8)
+            if tolerance > 1:
+                assert sess.run(x) == X0
