@@ -149,3 +149,31 @@ def test_a_number_as_tolerance_is_a_constant_schedule():
             assert first == pytest.approx(expected, rel=1e-8)
             if tolerance > 1:
                 assert sess.run(x) == X0
+
+
+def test_meta_update_op_is_one_meta_iteration(session):
+    boml_ho, inner, x, y = _scalar_problem()
+    boml_ho.ul_problem(0.5 * tf.square(y - 1.0), 0.1, inner, meta_param=[x], outer_objective_optimizer="SGD")
+    boml_ho.aggregate_all()
+    session.run(tf.global_variables_initializer())
+    session.run(boml_ho.meta_update_op)
+    assert session.run(x) == pytest.approx(X0 - 0.1 * (_y_T(X0) - 1.0) * (1 - 0.5 ** T), rel=1e-8)
+    assert session.run(boml_ho.global_step) == 1
+
+
+def test_inner_objectives_include_the_penalties(session):
+    """ll_problem adds l2 * y^2 / 2 + l1 * |y| to f; inner_objectives lists the objective the dynamics use."""
+    boml_ho, inner, x, y = _scalar_problem(l2_reg=0.7, l1_reg=0.2)
+    [objective] = boml_ho.inner_objectives
+    session.run(tf.global_variables_initializer())
+    session.run(y.assign(-2.0))
+    assert session.run(objective) == pytest.approx(0.5 * (-2.0 - X0) ** 2 + 0.7 * 4.0 / 2 + 0.2 * 2.0)
+
+
+@pytest.mark.parametrize("tolerance, expected", [(None, lambda k: 0.1 * 0.9 ** k), (1e-4, lambda k: 1e-4)])
+def test_implicit_tolerance_default_and_constant_schedules(tolerance, expected):
+    """tolerance=None is the documented default 0.1 * 0.9^k; a number is the same at every meta-iteration."""
+    boml_ho, inner, x, y = _scalar_problem(outer_method="Implicit")
+    boml_ho.ul_problem(0.5 * tf.square(y - 1.0), 0.1, inner, meta_param=[x], tolerance=tolerance)
+    for k in (0, 3, 10):
+        assert list(boml_ho.outergradient.feed_dict(k).values()) == [pytest.approx(expected(k))]

@@ -33,6 +33,8 @@ def test_glorot_uniform_fans_and_limits(session):
     limit = np.sqrt(6.0 / 30)
     assert sample.dtype == np.float64 and np.abs(sample).max() <= limit
     assert np.abs(sample).max() > 0.9 * limit and abs(sample.mean()) < 0.1 * limit  # spread over [-limit, limit]
+    rebuilt = network_utils.GlorotUniform(**network_utils.glorot_uniform(seed=1, dtype=tf.float64).get_config())
+    np.testing.assert_array_equal(session.run(rebuilt([10, 20])), sample)  # the config rebuilds the initializer
     with pytest.raises(errors.InvalidArgumentError) as info:
         network_utils.glorot_uniform()([2], dtype=tf.int32)
     assert "received dtype int32" in str(info.value) and "tf.float32 or tf.float64" in str(info.value)
@@ -60,5 +62,9 @@ def test_original_helpers():
     assert network_utils.name_from_vars({"a": 1, "b": 2}, "b", "c") == "b_2"
     assert network_utils.name_from_dict({"b": 2, "a": 1, "c": 3}, "c") == "a_1_b_2"
     assert network_utils.get_rand_state(3).randint(100) == np.random.RandomState(3).randint(100)
+    rand, reference = np.random.RandomState(1), np.random.RandomState(1)
+    network_utils.get_rand_state(rand).rand()  # draws from the caller's own stream
+    reference.rand()
+    assert rand.rand() == reference.rand()
     with pytest.raises(errors.InvalidArgumentError, match="received 'seed'"):
         network_utils.get_rand_state("seed")

@@ -1,5 +1,7 @@
 """The inner optimizers' arguments: refused values (typed error, the value received, the fix), array and
 tensor hyperparameters used as given, user-registered optimizers reached through ll_problem."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -71,6 +73,15 @@ def test_a_registered_optimizer_receives_every_setting_of_ll_problem(session):
     assert received == {"momentum": 0.7, "beta1": 0.3, "anything": "kept"}
     session.run(tf.global_variables_initializer())
     assert session.run(adapted)[0] == pytest.approx(3.0 * (1 - 0.5 ** 2))
+
+
+def test_the_optimizer_name_scopes_its_update_ops():
+    v = tf.get_variable("v", initializer=tf.constant([1.0, 2.0]))
+    sgd = boml.BOMLOptSGD(0.1, name="inner_sgd")
+    update, _ = sgd.minimize(tf.reduce_sum(v * v), var_list=[v])
+    assert sgd.name == "inner_sgd" and re.match(r"inner_sgd(_\d+)?/", update.name)
+    update, _ = sgd.minimize(tf.reduce_sum(v * v), var_list=[v], name="second")
+    assert re.match(r"second(_\d+)?/", update.name)
 
 
 def test_step_refuses_a_gradient_list_of_another_length():
