@@ -82,6 +82,22 @@ def test_lower_problem_without_task_variables_says_where_they_come_from():
             "var_list is empty", "base_learner")
 
 
+def test_every_task_must_adapt_as_many_variables_as_the_first():
+    y = tf.get_variable("y", initializer=tf.constant(0.0, tf.float64), trainable=False)
+    z = tf.get_variable("z", initializer=tf.constant(0.0, tf.float64), trainable=False)
+    boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
+    boml_ho.ll_problem(tf.square(y), 0.5, 3, var_list=[y])
+    _raises(errors.InvalidArgumentError, lambda: boml_ho.ll_problem(tf.square(y + z), 0.5, 3, var_list=[y, z]),
+            "same number of variables", "the first task had 1, this one has 2")
+
+
+def test_allowing_a_combination_needs_a_known_method():
+    from boml.boml_optimizer import allow_combination
+
+    _raises(errors.InvalidArgumentError, lambda: allow_combination("MetaGrad", "Trad", "Reverse"),
+            "received 'MetaGrad'", "'MetaInit'", "'MetaFeat'")
+
+
 def test_truncation_settings_are_checked():
     _raises(errors.InvalidArgumentError, lambda: boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse", truncate_iter=-3),
             "received -3", "-1", "K >= 0")
