@@ -176,3 +176,39 @@ def build_toy_with_start(d, outer_method="Reverse", T=5, lr=0.1, optimizer="SGD"
     boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=meta, **ul_kwargs)
     pairs = boml_ho.outergradient.outer_grads_and_vars()
     return boml_ho, inner_grad, pairs
+
+
+# ------------------------------------------------------------- hyper-representation toy, non-quadratic inner
+# f(y, W) = sum_i log cosh((X W y - b)_i) + rho/2 ||y||^2: grad_W f = X^T tanh(X W y - b) y^T is not
+# linear in y, so a central difference of it along y has a nonzero O(h^2) error (unlike the quadratic toy).
+def logcosh_grad_inner(y, W, d):
+    A = d["X"] @ W
+    return A.T @ np.tanh(A @ y - d["b"]) + RHO * y
+
+
+def logcosh_unroll(W, d, T, lr):
+    """y_T of plain gradient descent on the log-cosh inner objective, from y_0 = 0."""
+    y = np.zeros(d["k"])
+    for _ in range(T):
+        y = y - lr * logcosh_grad_inner(y, W, d)
+    return y
+
+
+def logcosh_one_step(W, d, w, lr):
+    """F(y_T(W), W) with the last step y_T = w - lr grad_y f(w, W) from a frozen w = y_{T-1}."""
+    return outer_value(w - lr * logcosh_grad_inner(w, W, d), W, d)
+
+
+def build_logcosh_toy(d, outer_method="Reverse", T=3, lr=0.1, **ul_kwargs):
+    """The log-cosh toy through ``BOMLOptimizer``; returns the hypergradient pairs."""
+    X, b = tf.constant(d["X"]), tf.constant(d["b"])
+    Xq, bq = tf.constant(d["Xq"]), tf.constant(d["bq"])
+    W = extension.get_outerparameter("W", d["W"])
+    y = tf.get_variable("y", initializer=tf.zeros([d["k"]], tf.float64), trainable=False)
+    inner = tf.reduce_sum(tf.math.log(tf.cosh(tf.linalg.matvec(tf.matmul(X, W), y) - b))) + \
+        0.5 * RHO * tf.reduce_sum(tf.square(y))
+    outer = 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(Xq, W), y) - bq))
+    boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", outer_method)
+    inner_grad = boml_ho.ll_problem(inner, lr, T, var_list=[y])
+    boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=[W], **ul_kwargs)
+    return boml_ho.outergradient.outer_grads_and_vars()

@@ -140,21 +140,52 @@ def test_darts_matches_its_formula_and_one_step_reverse(session):
     assert toys.relative_error(hg, one_step_reverse) < 1e-5
 
 
-def test_darts_error_shrinks_with_epsilon():
+def _logcosh_one_step_reverse_and_third_derivative(d, T, lr):
+    """Exact one-step Reverse hypergradient of the log-cosh toy and the third derivative of the
+    finite-differenced function, both in closed form (numpy).
+
+    With w = y_{T-1}, u = lr grad_y F(y_T) and h(t) = grad_W f(w + t u, W) = X^T tanh(a + t c) (w + t u)^T
+    (a = X W w - b, c = X W u), one-step Reverse is grad_W F(y_T) - h'(0), and the central difference
+    [h(r) - h(-r)] / (2 r) equals h'(0) + r^2 / 6 h'''(0) + O(r^4).
+
+    Returns:
+        (exact hypergradient, h'''(0), ||u||, w).
+    """
+    W, X = d["W"], d["X"]
+    w = toys.logcosh_unroll(W, d, T - 1, lr)
+    y_T = w - lr * toys.logcosh_grad_inner(w, W, d)
+    u = lr * toys.grad_outer(y_T, W, d)
+    s, c = np.tanh(X @ W @ w - d["b"]), X @ W @ u
+    direct = np.outer(d["Xq"].T @ (d["Xq"] @ W @ y_T - d["bq"]), y_T)
+    h1 = np.outer(X.T @ ((1 - s ** 2) * c), w) + np.outer(X.T @ s, u)
+    phi2, phi3 = -2 * c ** 2 * s * (1 - s ** 2), c ** 3 * (1 - s ** 2) * (6 * s ** 2 - 2)
+    h3 = np.outer(X.T @ phi3, w) + 3 * np.outer(X.T @ phi2, u)
+    return direct - h1, h3, np.linalg.norm(u), w
+
+
+def test_darts_error_is_second_order_in_epsilon():
+    """On a non-quadratic inner objective the Darts central difference has a nonzero O(epsilon^2) error
+    against the exact one-step Reverse: -(epsilon / ||u||)^2 / 6 h'''(0) to leading order, so it falls
+    100-fold per decade of epsilon (a one-sided difference would fall 10-fold; a perturbation and a
+    denominator on different scales would not fall at all)."""
     d = toys.make_data(seed=6)
-    frozen = toys.unroll(d["W"], d, 2, 0.1)
-
-    def one_step(W):
-        y, _ = toys.unroll(W, d, 3, 0.1, start=frozen, start_step=3)
-        return toys.outer_value(y, W, d)
-
-    reference = toys.central_difference(one_step, d["W"])
+    T, lr = 3, 0.1
+    exact, h3, norm_u, w = _logcosh_one_step_reverse_and_third_derivative(d, T, lr)
+    # The closed form is the gradient of the one-step objective.
+    one_step = toys.central_difference(lambda W: toys.logcosh_one_step(W, d, w, lr), d["W"])
+    assert toys.relative_error(exact, one_step) < 1e-8
     errors = []
-    for eps in (1.0, 0.1):
+    for eps in (1e-1, 1e-2, 1e-3):
         with tf.Graph().as_default(), tf.Session() as sess:
-            _, _, pairs = toys.build_toy(d, outer_method="Darts", T=3, lr=0.1, epsilon=eps)
-            errors.append(toys.relative_error(_hypergradient(sess, pairs, _meta("W")), reference))
-    assert errors[1] < errors[0]
+            pairs = toys.build_logcosh_toy(d, outer_method="Darts", T=T, lr=lr, epsilon=eps)
+            error = _hypergradient(sess, pairs, _meta("W")) - exact
+        leading = -(eps / norm_u) ** 2 / 6 * h3
+        # The next order is O(epsilon^4): 1-2% of the leading term at epsilon = 0.1, far less below.
+        assert toys.relative_error(error, leading) < 0.03, eps
+        errors.append(np.max(np.abs(error)))
+    assert errors[2] > 1e-10 * np.max(np.abs(exact))  # nonzero (8e-8 relative), far above float64 rounding
+    for coarse, fine in zip(errors, errors[1:]):
+        assert 90 < coarse / fine < 110
 
 
 @pytest.mark.parametrize("outer_method", ["Reverse", "Darts"])

@@ -242,13 +242,13 @@ class BOMLOptimizer:
                 "inner_grad must be the object returned by this optimizer's ll_problem(...) for the same task."
             )
         if self._meta_learning_rate is None:
-            self._meta_learning_rate = tf.train.inverse_time_decay(
-                _positive(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
-            if outer_objective_optimizer not in OUTER_OPTIMIZERS:
+            if outer_objective_optimizer not in OUTER_OPTIMIZERS:  # checked before any state is set
                 raise UnknownNameError(
                     f"Unknown outer_objective_optimizer {outer_objective_optimizer!r}; allowed: "
                     f"{sorted(OUTER_OPTIMIZERS)}."
                 )
+            self._meta_learning_rate = tf.train.inverse_time_decay(
+                _positive(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
             self._outer_optimizer = OUTER_OPTIMIZERS[outer_objective_optimizer](self._meta_learning_rate, momentum)
         if self._outergradient is None:
             options.update(epsilon=epsilon, warp_lambda=warp_lambda, tolerance=tolerance,
