@@ -91,13 +91,6 @@ def test_every_task_must_adapt_as_many_variables_as_the_first():
             "same number of variables", "the first task had 1, this one has 2")
 
 
-def test_allowing_a_combination_needs_a_known_method():
-    from boml.boml_optimizer import allow_combination
-
-    _raises(errors.InvalidArgumentError, lambda: allow_combination("MetaGrad", "Trad", "Reverse"),
-            "received 'MetaGrad'", "'MetaInit'", "'MetaFeat'")
-
-
 def test_truncation_settings_are_checked():
     _raises(errors.InvalidArgumentError, lambda: boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse", truncate_iter=-3),
             "received -3", "-1", "K >= 0")

@@ -41,7 +41,7 @@ def test_feedforward_flattens_its_input_and_applies_the_activation(session):
 
 def test_re_forward_checks_the_replacement_parameters(session):
     x = tf.placeholder(tf.float32, [None, 6])
-    head = boml.BOMLNetFeedForward(x, dims=2)
+    head = boml.BOMLNetFeedForward(x, dims=2, output_weight_initializer=tf.zeros_initializer())
     _raises(lambda: head.re_forward(x, task_parameter=[1, 2]), "dict name -> tensor", "received list")
     _raises(lambda: head.re_forward(x, task_parameter={"w9": tf.zeros([6, 2])}), "['w9']", "does not use",
             "['fc_weight', 'fc_bias']")
@@ -65,7 +65,7 @@ def test_initialize_without_a_session_says_how_to_pass_one():
 
 def test_initialize_resets_the_task_variables(session):
     x = tf.placeholder(tf.float32, [None, 3])
-    head = boml.BOMLNetFeedForward(x, dims=2)
+    head = boml.BOMLNetFeedForward(x, dims=2, output_weight_initializer=tf.zeros_initializer())
     session.run(tf.global_variables_initializer())
     fc_weight, fc_bias = head.var_list
     fc_weight.load(np.ones((3, 2), np.float32), session)

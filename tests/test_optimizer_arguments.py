@@ -66,11 +66,11 @@ def test_a_registered_optimizer_receives_every_setting_of_ll_problem(session):
         y = tf.get_variable("y", initializer=tf.constant(0.0, tf.float64), trainable=False)
         boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
         boml_ho.ll_problem(0.5 * tf.square(y - x), 0.5, 2, var_list=[y], inner_objective_optimizer="RecordingSGD",
-                           momentum=0.7, beta1=0.3, anything="kept")
+                           momentum=0.7, beta1=0.3)
         adapted = boml_ho.adapted(y)
     finally:
         extension.OPTIMIZERS.unregister("RecordingSGD")
-    assert received == {"momentum": 0.7, "beta1": 0.3, "anything": "kept"}
+    assert received == {"momentum": 0.7, "beta1": 0.3}
     session.run(tf.global_variables_initializer())
     assert session.run(adapted)[0] == pytest.approx(3.0 * (1 - 0.5 ** 2))
 

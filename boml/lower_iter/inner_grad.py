@@ -91,10 +91,11 @@ class LowerOptions(StrategyOptions):
     def optimizer_settings(self, optimizer_name, owner):
         """The optimizer keywords that were set, checked against the optimizer's constructor."""
         factory = extension.OPTIMIZERS.get(optimizer_name)
-        try:
-            accepted = set(inspect.signature(factory).parameters)
-        except (TypeError, ValueError):  # pragma: no cover - builtins without a signature
-            accepted = set(_OPTIMIZER_OPTIONS)
+        parameters = inspect.signature(factory).parameters.values()
+        if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+            accepted = set(_OPTIMIZER_OPTIONS)  # a factory taking **kwargs receives every setting
+        else:
+            accepted = {parameter.name for parameter in parameters}
         settings = {}
         for key in _OPTIMIZER_OPTIONS:
             value = getattr(self, key)

@@ -92,9 +92,11 @@ class BOMLOuterGrad:
                 f"truncate_iter must be -1 (no truncation) or an integer K >= 0; received {truncate_iter!r}."
             )
         if truncate_iter >= 0 and not cls.supports_truncation:
+            names = [name for name in extension.UPPER_ITERS if extension.UPPER_ITERS.get(name) is cls]
+            received = f"outer_method={names[0]!r}" if names else cls.__name__
             raise InvalidArgumentError(
-                f"truncate_iter={truncate_iter} only applies to outer_method='Reverse' (TRHG): it is only used by "
-                f"outer_method='Reverse'; {cls.__name__} does not truncate. Leave truncate_iter=-1 or use Reverse."
+                f"truncate_iter={truncate_iter} only applies to outer_method='Reverse' (TRHG); {received} does not "
+                f"truncate. Leave truncate_iter=-1 or use Reverse."
             )
 
     @property
