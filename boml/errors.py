@@ -64,3 +64,7 @@ class DataNotFoundError(DataError, FileNotFoundError):
 def describe_allowed(values):
     """Formats a collection of allowed values for an error message."""
     return ", ".join(repr(v) for v in sorted(values, key=str))
+
+
+class MissingDependencyError(BOMLError, ImportError):
+    """An optional dependency (an extra such as ``boml[plot]``) is not installed."""

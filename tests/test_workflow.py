@@ -8,6 +8,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from boml import workflow
+from boml.workflow import trainer
 from boml.errors import (DataNotFoundError, InvalidArgumentError, InvalidCombinationError, UnknownNameError)
 
 
@@ -112,8 +113,8 @@ def runs(tmp_path_factory):
             return super().run(*args, **kwargs)
 
     out = {"dir": tmp_path, "calls": {}}
-    original = workflow.tf.Session
-    workflow.tf.Session = CountingSession
+    original = trainer.tf.Session
+    trainer.tf.Session = CountingSession
     try:
         for name, iterations in (("straight", 6), ("split", 3)):
             calls["n"] = 0
@@ -121,7 +122,7 @@ def runs(tmp_path_factory):
                 out[name] = workflow.train(tiny(tmp_path, name=name, meta_train_iterations=iterations), log=quiet)
             out["calls"][name] = calls["n"]
     finally:
-        workflow.tf.Session = original
+        trainer.tf.Session = original
     lines = []
     with tf.Graph().as_default():
         out["resumed"] = workflow.train(tiny(tmp_path, name="split", meta_train_iterations=6, print_interval=2,
