@@ -26,6 +26,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(exclude=("tests", "tests.*", "examples", "benchmarks", "docs")),
+    package_data={"boml.load_data.datasets": ["split_definitions/*.txt", "split_definitions/*/*.json"]},
     install_requires=_requirements(),
     extras_require={"test": ["pytest>=7", "pytest-cov>=7", "coverage>=7.10", "ruff", "sphinx>=7"],
                     "docs": ["sphinx>=7"]},

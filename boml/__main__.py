@@ -149,12 +149,9 @@ def build_parser():
 
     sub.add_parser("presets", allow_abbrev=False, parents=[common],
                    help="list the standard configurations with their descriptions")
-    try:
-        from boml.data_command import add_data_parser
-    except ImportError:  # pragma: no cover - the data commands are not installed in this build
-        pass
-    else:
-        add_data_parser(sub)
+    from boml.data_command import add_data_parser  # no TensorFlow: `data` answers at once too
+
+    add_data_parser(sub)
     return parser
 
 

@@ -61,6 +61,18 @@ class DataNotFoundError(DataError, FileNotFoundError):
     """A dataset folder or file does not exist."""
 
 
+class MissingDataError(DataNotFoundError):
+    """A dataset is not where boml looked; the message names the places and the command that gets it."""
+
+
+class DownloadError(DataError):
+    """A dataset file could not be downloaded; the message gives the manual steps."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """A downloaded file does not have the published checksum (it was removed)."""
+
+
 def describe_allowed(values):
     """Formats a collection of allowed values for an error message."""
     return ", ".join(repr(v) for v in sorted(values, key=str))

@@ -1,6 +1,5 @@
 """Error paths of the real-data loaders, on small files made here (no network, no real data needed)."""
 import gzip
-import os
 import pickle
 import struct
 
@@ -105,40 +104,12 @@ def test_shot_counts_are_checked():
     lfd._check_examples(1, 15, 20, "Omniglot")
 
 
-def test_download_from_a_file_url_with_checksums(tmp_path):
-    source = tmp_path / "source.bin"
-    source.write_bytes(b"boml" * 100)
-    import hashlib
-
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    dest = str(tmp_path / "out" / "copy.bin")
-    assert lfd.download_file(source.as_uri(), dest, sha256=digest, progress=True) == dest
-    assert open(dest, "rb").read() == source.read_bytes() and not os.path.exists(dest + ".part")
-    with pytest.raises(DataError, match="Checksum mismatch"):
-        lfd.download_file(source.as_uri(), str(tmp_path / "other.bin"), md5="0" * 32, progress=False)
-    assert not os.path.exists(str(tmp_path / "other.bin.part"))
-    with pytest.raises(DataError, match="Could not download"):
-        lfd.download_file((tmp_path / "absent.bin").as_uri(), str(tmp_path / "absent_copy.bin"))
-
-
 def test_h5_layout_without_h5py_says_how_to_install_it(tmp_path, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "h5py", None)  # makes `import h5py` fail as if it were not installed
     with pytest.raises(DataError, match="pip install h5py"):
         lfd._load_mini_h5(str(tmp_path / "train.h5"))
-
-
-def test_omniglot_split_json_reader(tmp_path):
-    path = tmp_path / "train.json"
-    path.write_text('{"background": {"Latin": ["character01", "character02"]}}')
-    assert lfd._read_split_json(str(path)) == {"Latin/character01": "background", "Latin/character02": "background"}
-    path.write_text('{"background": ["Latin"]}')
-    with pytest.raises(DataError, match="torchmeta format"):
-        lfd._read_split_json(str(path))
-    path.write_text("{not json")
-    with pytest.raises(DataError, match="cannot be read as JSON"):
-        lfd._read_split_json(str(path))
 
 
 def test_lru_cache_bounds_and_disabled_cache():

@@ -30,6 +30,7 @@ from boml.load_data.datasets import (
     mnist,
     redivide_data,
 )
+from boml.load_data.datasets import downloads
 from boml.load_data.datasets import load_full_dataset as lfd
 
 
@@ -226,7 +227,7 @@ def test_download_file_checksums_and_cache(tmp_path):
 
 
 def test_meta_omniglot_download_flow_offline(tmp_path, monkeypatch):
-    served = {}
+    served = []
     for part in ("images_background", "images_evaluation"):
         p = tmp_path / f"{part}.zip"
         with zipfile.ZipFile(p, "w") as z:
@@ -237,8 +238,9 @@ def test_meta_omniglot_download_flow_offline(tmp_path, monkeypatch):
                     buf = io.BytesIO()
                     Image.fromarray(arr).convert("1").save(buf, format="PNG")
                     z.writestr(f"{part}/Script_{part[7:]}/character{c + 1:02d}/x_{i:02d}.png", buf.getvalue())
-        served[f"{part}.zip"] = (p.as_uri(), {"md5": hashlib.md5(p.read_bytes()).hexdigest()})
-    monkeypatch.setattr(lfd, "OMNIGLOT_DOWNLOADS", served)
+        served.append(downloads.RemoteFile(f"{part}.zip", (p.as_uri(),), hashlib.sha256(p.read_bytes()).hexdigest(),
+                                           p.stat().st_size))
+    monkeypatch.setitem(downloads._FETCH_FILES, "omniglot", tuple(served))
     monkeypatch.setenv("DATASETS_FOLDER", str(tmp_path / "data"))
     ds = meta_omniglot(download=True, rotations=None, n_splits=(0, 2, 3, 4))
     assert os.path.isfile(tmp_path / "data" / "omniglot" / "images_background.zip")

@@ -15,10 +15,10 @@ from boml.load_data.datasets.structures import (
     MetaDataset,
 )
 from boml.load_data.datasets.synthetic import SyntheticMetaDataset, meta_synthetic
+from boml.load_data.datasets.downloads import default_datasets_folder, download_file, fetch, locate_dataset
 from boml.load_data.datasets.load_full_dataset import (
     ImageNetMetaDataset,
     OmniglotMetaDataset,
-    download_file,
     meta_mini_imagenet,
     meta_omniglot,
     mnist,
@@ -36,8 +36,11 @@ __all__ = [
     "SyntheticMetaDataset",
     "as_list",
     "datasets_folder",
+    "default_datasets_folder",
     "download_file",
+    "fetch",
     "get_rand_state",
+    "locate_dataset",
     "maybe_call",
     "merge_dicts",
     "meta_mini_imagenet",

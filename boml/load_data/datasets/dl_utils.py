@@ -2,14 +2,16 @@
 
 Nothing here imports TensorFlow.
 """
-import os
 import numbers
+import os
 
 import numpy as np
 
 from boml.errors import DataError, InvalidArgumentError
+from boml.load_data.datasets.downloads import DATASETS_FOLDER_ENV, default_datasets_folder
 
 __all__ = [
+    "DATASETS_FOLDER_ENV",
     "get_rand_state",
     "to_one_hot_enc",
     "datasets_folder",
@@ -20,9 +22,6 @@ __all__ = [
     "test_if_balanced",
     "get_indices_balanced_classes",
 ]
-
-#: Environment variable naming the folder that holds the datasets.
-DATASETS_FOLDER_ENV = "DATASETS_FOLDER"
 
 
 def get_rand_state(rand=None):
@@ -81,12 +80,11 @@ def to_one_hot_enc(seq, dimension=None):
 
 
 def datasets_folder(*subfolders):
-    """The datasets folder, read from ``$DATASETS_FOLDER`` at call time (default ``./data``).
+    """The datasets folder, read from ``$DATASETS_FOLDER`` at call time (default ``~/.boml/datasets``).
 
-    Extra arguments are joined to it, e.g. ``datasets_folder("omniglot_resized")``.
+    Extra arguments are joined to it, e.g. ``datasets_folder("omniglot")``.
     """
-    root = os.environ.get(DATASETS_FOLDER_ENV) or os.path.join(os.getcwd(), "data")
-    return os.path.join(root, *subfolders)
+    return os.path.join(default_datasets_folder(), *subfolders)
 
 
 def maybe_call(obj, *args, **kwargs):

@@ -17,22 +17,20 @@ Fixes with respect to the original BOML data layer:
 * Support and query sets never share an image (see :mod:`structures`).
 """
 import gzip
-import hashlib
 import io
-import json
 import os
 import pickle
 import struct
-import sys
 import tarfile
-import urllib.request
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
 
 from boml.errors import DataError, DataNotFoundError, InvalidArgumentError
-from boml.load_data.datasets.dl_utils import datasets_folder, get_rand_state, to_one_hot_enc
+from boml.load_data.datasets.dl_utils import get_rand_state, to_one_hot_enc
+from boml.load_data.datasets.downloads import MNIST_NAMES, fetch_command, find_mnist_file, locate_dataset
+from boml.load_data.datasets.splits import OMNIGLOT_SPLITS, omniglot_split
 from boml.load_data.datasets.structures import ClassMetaDataset, Dataset, Datasets
 
 __all__ = [
@@ -42,34 +40,13 @@ __all__ = [
     "meta_mini_imagenet",
     "mnist",
     "redivide_data",
-    "download_file",
     "decode_omniglot_png",
-    "OMNIGLOT_N_SPLITS",
-    "OMNIGLOT_DOWNLOADS",
+    "OMNIGLOT_ROTATIONS",
 ]
 
-OMNIGLOT_N_SPLITS = (0, 1200, 1300, 1623)
 OMNIGLOT_ROTATIONS = (0, 90, 180, 270)
 _OMNIGLOT_SIDE = 28
 _OMNIGLOT_ORIGINAL_SIDE = 105
-_OMNIGLOT_URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
-
-#: Official Omniglot archives: file name -> (url, {algorithm: hex digest}).
-OMNIGLOT_DOWNLOADS = OrderedDict([
-    ("images_background.zip", (_OMNIGLOT_URL + "images_background.zip",
-                               {"md5": "68d2efa1b9178cc56df9314c21c6e718"})),
-    ("images_evaluation.zip", (_OMNIGLOT_URL + "images_evaluation.zip",
-                               {"md5": "6b91aef0f799c5bb55b94e3f2daec811"})),
-])
-
-#: The two "minimal" background sets (105x105), small enough for quick experiments.
-OMNIGLOT_SMALL_DOWNLOADS = OrderedDict([
-    ("images_background_small1.zip", (_OMNIGLOT_URL + "images_background_small1.zip", {
-        "sha256": "f38eb80f801274ac2b4dff5b24289016bfaba4a7d5bb50deebf27104ad6cb8a4"})),
-    ("images_background_small2.zip", (_OMNIGLOT_URL + "images_background_small2.zip", {
-        "sha256": "3ccaa407515a8778e5d0861875af38b17e418f301ad5bb3b5a6b65d901a41c7f"})),
-])
-
 _IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
@@ -81,69 +58,6 @@ def _pil():
             "Reading image datasets needs Pillow, which is not installed. Run `pip install pillow`."
         ) from e
     return Image
-
-
-# ==================================================================================== downloads
-def _file_digest(path, algorithm):
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _check_digests(path, checksums):
-    """Returns None if every digest matches, else a message naming the mismatch."""
-    for algorithm, expected in (checksums or {}).items():
-        actual = _file_digest(path, algorithm)
-        if actual.lower() != expected.lower():
-            return f"{algorithm} of {path} is {actual}, expected {expected}"
-    return None
-
-
-def download_file(url, dest, sha256=None, md5=None, progress=True, chunk_size=1 << 16):
-    """Downloads ``url`` to ``dest`` (atomically, via ``dest + '.part'``) and verifies its checksums.
-
-    An existing ``dest`` whose checksums match is reused (a cache); one that does not match is
-    downloaded again. A mismatch after download removes the file and raises ``DataError``.
-    Returns ``dest``.
-    """
-    checksums = {}
-    if sha256:
-        checksums["sha256"] = sha256
-    if md5:
-        checksums["md5"] = md5
-    if os.path.isfile(dest) and _check_digests(dest, checksums) is None:
-        return dest
-    os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
-    part = dest + ".part"
-    try:
-        with urllib.request.urlopen(url) as resp, open(part, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0)
-            done = 0
-            for chunk in iter(lambda: resp.read(chunk_size), b""):
-                out.write(chunk)
-                done += len(chunk)
-                if progress:
-                    pct = f" {100.0 * done / total:5.1f}%" if total else ""
-                    sys.stderr.write(f"\rdownloading {os.path.basename(dest)}: {done / 1e6:.1f} MB{pct}")
-            if progress:
-                sys.stderr.write("\n")
-    except OSError as e:
-        if os.path.exists(part):
-            os.remove(part)
-        raise DataError(
-            f"Could not download {url} to {dest}: {e}. Check the network or put the file there by hand."
-        ) from e
-    problem = _check_digests(part, checksums)
-    if problem is not None:
-        os.remove(part)
-        raise DataError(
-            f"Checksum mismatch for {url}: {problem}. The download is corrupt or the file changed "
-            "upstream; the partial file was removed. Retry, or place a verified copy at " + dest + "."
-        )
-    os.replace(part, dest)
-    return dest
 
 
 # ==================================================================================== omniglot io
@@ -357,9 +271,9 @@ def _omniglot_sources(path):
     """Lists ``(kind, path)`` sources of Omniglot images at ``path`` (file or folder)."""
     if not os.path.exists(path):
         raise DataNotFoundError(
-            f"Omniglot folder or archive {path} does not exist. Pass folder= pointing to the "
-            "omniglot_resized folder, omniglot_resized.tar.gz, or the official images_*.zip files "
-            "(or set DATASETS_FOLDER, or call meta_omniglot(download=True))."
+            f"Omniglot folder or archive {path} does not exist. Pass --data_folder DIR (folder= in Python) naming "
+            "the omniglot_resized folder, omniglot_resized.tar.gz or the official images_*.zip files, or run: "
+            + fetch_command("omniglot")
         )
     if os.path.isfile(path):
         if _is_tar_name(path):
@@ -398,7 +312,7 @@ def _load_omniglot_files(path, alphabets=None):
         raise DataError(
             f"No Omniglot characters found in {path}: expected <Alphabet>/<characterNN>/*.png"
             + (f" for alphabets {sorted(alphabets)}" if alphabets is not None else "")
-            + ". Check the folder= argument."
+            + f". Check --data_folder (folder= in Python), or run: {fetch_command('omniglot')}"
         )
     empty = sorted(k for k, v in files.items() if not v)
     if empty:
@@ -504,52 +418,6 @@ class OmniglotMetaDataset(ClassMetaDataset):
         return int(sum(a.nbytes for a in self._decoded.values()))
 
 
-def _find_split_json_folder(split_folder, data_path):
-    candidates = []
-    if split_folder is not None:
-        candidates.append(split_folder)
-    else:
-        base = data_path if os.path.isdir(data_path) else os.path.dirname(data_path)
-        for b in (base, os.path.dirname(base), os.path.dirname(os.path.dirname(base)), datasets_folder()):
-            candidates += [os.path.join(b, "fewshot_split_definitions", "torchmeta", "omniglot"),
-                           os.path.join(b, "torchmeta", "omniglot"), os.path.join(b, "omniglot_splits"), b]
-    for c in candidates:
-        if all(os.path.isfile(os.path.join(c, f"{s}.json")) for s in ("train", "val", "test")):
-            return c
-    raise DataNotFoundError(
-        "Vinyals split files train.json/val.json/test.json (torchmeta format) not found; looked in: "
-        + ", ".join(dict.fromkeys(candidates)) + ". Pass split_folder= pointing to them."
-    )
-
-
-def _read_split_json(path):
-    try:
-        with open(path) as f:
-            spec = json.load(f)
-    except (OSError, ValueError) as e:
-        raise DataError(f"Split file {path} cannot be read as JSON ({e}).") from e
-    out = {}
-    try:
-        for group, alphabets in spec.items():
-            for alphabet, chars in alphabets.items():
-                for ch in chars:
-                    out[f"{alphabet}/{ch}"] = group
-    except (AttributeError, TypeError) as e:
-        raise DataError(
-            f"Split file {path} is not in the torchmeta format "
-            '{"background"|"evaluation": {Alphabet: ["characterNN", ...]}}.'
-        ) from e
-    return out
-
-
-def _default_n_splits(n):
-    if n == OMNIGLOT_N_SPLITS[-1]:
-        return OMNIGLOT_N_SPLITS
-    a = int(round(n * 1200 / 1623))
-    b = int(round(n * 1300 / 1623))
-    return (0, a, b, n)
-
-
 def _check_examples(k_train, k_test, min_size, what):
     if k_train is not None and k_train < 1:
         raise InvalidArgumentError(f"examples_train must be >= 1; got {k_train!r}.")
@@ -569,19 +437,6 @@ def _num_examples(n_classes, k_train, k_test):
     return (n_classes * k_train, n_classes * (k_test or 0))
 
 
-def _default_omniglot_path():
-    candidates = [
-        datasets_folder("omniglot_resized"),
-        datasets_folder("omniglot_resized.tar.gz"),
-        datasets_folder("omniglot_resized", "omniglot_resized.tar.gz"),
-        datasets_folder("omniglot"),
-    ]
-    for c in candidates:
-        if os.path.exists(c):
-            return c, candidates
-    return None, candidates
-
-
 def meta_omniglot(folder=None, std_num_classes=None, examples_train=None, examples_test=None,
                   one_hot_enc=True, _rand=0, n_splits=None, split="original", rotations=OMNIGLOT_ROTATIONS,
                   alphabets=None, split_folder=None, load_all_images=False, download=False, name="Omniglot"):
@@ -591,75 +446,37 @@ def meta_omniglot(folder=None, std_num_classes=None, examples_train=None, exampl
         the ``omniglot_resized.tar.gz`` archive (read directly, no extraction), the official
         ``images_background.zip``/``images_evaluation.zip`` (or the ``*_small*.zip``) or a folder
         holding them (105x105, resized to 28x28 with LANCZOS like the standard set).
-        Default: ``$DATASETS_FOLDER/omniglot_resized`` (folder or ``.tar.gz``), then
-        ``$DATASETS_FOLDER/omniglot``.
+        Default: found by :func:`~boml.load_data.datasets.downloads.locate_dataset` in the datasets
+        folder (``$DATASETS_FOLDER``, else ``~/.boml/datasets``): ``omniglot/`` (where
+        ``python -m boml data fetch omniglot`` puts the official zips), ``omniglot_resized/``, then
+        ``omniglot_resized.tar.gz``.
     :param std_num_classes: ways N of the episodes (None: give it to ``generate_datasets``).
     :param examples_train: support shots per class; ``examples_test``: queries per class.
     :param _rand: seed of the shuffle of the "original" split.
     :param n_splits: class boundaries of the "original" split; default ``(0, 1200, 1300, 1623)``
         (1200/100/323 characters) or the same proportions of a subset.
     :param split: ``"original"`` (BOML: sorted names, shuffled by ``RandomState(_rand)``),
-        ``"vinyals"`` (Vinyals et al. 1028/172/423, torchmeta json) or ``"lake"`` (official
+        ``"vinyals"`` (Vinyals et al. 1028/172/423, shipped with boml) or ``"lake"`` (official
         background 964 / evaluation 659 alphabets as train / test, no validation).
     :param rotations: angles making extra classes (default all four: 4800/400/1292 classes);
         ``None`` for none.
     :param alphabets: optional subset of alphabet names to load (for quick experiments).
-    :param split_folder: folder of the torchmeta ``train/val/test.json`` (vinyals/lake splits);
-        searched near the data and in ``$DATASETS_FOLDER`` when not given.
+    :param split_folder: a folder of torchmeta ``train/val/test.json`` replacing the Vinyals split files
+        shipped with boml (vinyals/lake splits).
     :param load_all_images: decode every PNG at construction instead of on first use.
-    :param download: when nothing is found, download the official zips (checksum-verified) into
-        ``$DATASETS_FOLDER/omniglot`` (or ``folder``) and use them.
+    :param download: when nothing is found, download the official zips (sha256-verified) into
+        ``<datasets folder>/omniglot`` (or ``folder``) and use them.
     """
     rotations = _check_rotations(rotations)
-    if split not in ("original", "vinyals", "lake"):
-        raise InvalidArgumentError(f"split must be 'original', 'vinyals' or 'lake'; got {split!r}.")
+    if split not in OMNIGLOT_SPLITS:
+        raise InvalidArgumentError(f"split must be one of {', '.join(map(repr, OMNIGLOT_SPLITS))}; got {split!r}.")
     if alphabets is not None:
         alphabets = set([alphabets] if isinstance(alphabets, str) else alphabets)
-    if folder is None:
-        folder, candidates = _default_omniglot_path()
-        if folder is None:
-            if not download:
-                raise DataNotFoundError(
-                    "Omniglot not found; looked for " + ", ".join(candidates) + ". Set DATASETS_FOLDER, pass "
-                    "folder=, or call meta_omniglot(download=True) to fetch the official archives."
-                )
-            folder = datasets_folder("omniglot")
-    if download and (not os.path.exists(folder) or (os.path.isdir(folder) and (
-            not os.listdir(folder) or any(f in os.listdir(folder) for f in OMNIGLOT_DOWNLOADS)))):
-        for fname, (url, sums) in OMNIGLOT_DOWNLOADS.items():
-            download_file(url, os.path.join(folder, fname), **sums)
+    folder = locate_dataset("omniglot", folder, download=download)
     files = _load_omniglot_files(folder, alphabets)
-    classes = sorted(files)
     n_cls = std_num_classes
-
-    if split == "original":
-        shuffled = list(classes)
-        get_rand_state(_rand).shuffle(shuffled)
-        bounds = tuple(int(b) for b in (n_splits if n_splits is not None else _default_n_splits(len(classes))))
-        if len(bounds) != 4 or list(bounds) != sorted(bounds) or bounds[0] < 0 or bounds[-1] > len(classes):
-            raise InvalidArgumentError(
-                f"n_splits must be 4 non-decreasing class boundaries within 0..{len(classes)}; got {n_splits!r}."
-            )
-        parts = [shuffled[bounds[i]:bounds[i + 1]] for i in range(3)]
-    else:
-        spec_dir = _find_split_json_folder(split_folder, folder)
-        if split == "vinyals":
-            parts = []
-            for s in ("train", "val", "test"):
-                wanted = _read_split_json(os.path.join(spec_dir, f"{s}.json"))
-                parts.append([c for c in classes if c in wanted])
-        else:
-            groups = {}
-            for s in ("train", "val", "test"):
-                groups.update(_read_split_json(os.path.join(spec_dir, f"{s}.json")))
-            parts = [[c for c in classes if groups.get(c) == "background"], [],
-                     [c for c in classes if groups.get(c) == "evaluation"]]
-        unknown = [c for c in classes if not any(c in p for p in parts)]
-        if len(unknown) == len(classes):
-            raise DataError(
-                f"None of the {len(classes)} Omniglot characters in {folder} appears in the {split} split "
-                f"files of {spec_dir}. Check the folder layout (<Alphabet>/<characterNN>)."
-            )
+    parts = omniglot_split(sorted(files), split=split, seed=_rand, n_splits=n_splits, split_folder=split_folder,
+                           where=folder)
 
     min_size = min(len(v) for v in files.values())
     _check_examples(examples_train, examples_test, min_size, f"Omniglot at {folder}")
@@ -940,14 +757,11 @@ def meta_mini_imagenet(folder=None, sub_folders=None, std_num_classes=None, exam
     :param load_all_images: decode everything up front (uint8) instead of lazily.
     :param cache_size: images kept by each split's LRU cache when lazy.
     """
-    if folder is None:
-        folder = datasets_folder("imagenet", "mini_v3")
-        if not os.path.isdir(folder) and os.path.isdir(datasets_folder("miniimagenet")):
-            folder = datasets_folder("miniimagenet")
+    folder = locate_dataset("miniimagenet", folder)
     if not os.path.isdir(folder):
         raise DataNotFoundError(
-            f"Mini-ImageNet folder {folder} does not exist. Pass folder= (with train/val/test class "
-            "folders, split CSVs + images, or .pkl/.npz caches) or set DATASETS_FOLDER."
+            f"Mini-ImageNet folder {folder} is not a folder. Pass --data_folder DIR (folder= in Python) naming the "
+            "folder with train/val/test class folders, split CSVs + images, or .pkl/.npz caches."
         )
     sub_folders = tuple(sub_folders) if sub_folders is not None else ("train", "val", "test")
     out, min_size = [], None
@@ -992,24 +806,14 @@ def meta_mini_imagenet(folder=None, sub_folders=None, std_num_classes=None, exam
 
 
 # ========================================================================================= mnist
-_MNIST_FILES = {
-    "train_images": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
-    "train_labels": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
-    "test_images": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
-    "test_labels": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
-}
-
-
 def _find_mnist_file(folder, key):
-    for base in _MNIST_FILES[key]:
-        for fn in (base + ".gz", base):
-            p = os.path.join(folder, fn)
-            if os.path.isfile(p):
-                return p
-    raise DataNotFoundError(
-        f"MNIST file {_MNIST_FILES[key][0]}.gz (or uncompressed) not found in {folder}. Put the four "
-        "standard IDX files there or pass folder=."
-    )
+    path = find_mnist_file(folder, key)
+    if path is None:
+        raise DataNotFoundError(
+            f"MNIST file {MNIST_NAMES[key][0]}.gz (or uncompressed) not found in {folder}. Put the four standard "
+            f"IDX files there, pass --data_folder DIR (folder= in Python), or run: {fetch_command('mnist')}"
+        )
+    return path
 
 
 def _read_idx(path, expected_ndim):
@@ -1099,10 +903,12 @@ def redivide_data(datasets, partition_proportions=None, shuffle=False, filters=N
 
 
 def mnist(folder=None, one_hot=True, partitions=None, filters=None, maps=None, shuffle=False,
-          validation_size=5000, reshape=True, rand=0, name="MNIST"):
+          validation_size=5000, reshape=True, rand=0, download=False, name="MNIST"):
     """MNIST from the four standard IDX files (``.gz`` or uncompressed) in ``folder``.
 
-    Default folder: ``$DATASETS_FOLDER/mnist_data`` or ``$DATASETS_FOLDER/mnist``.
+    Default folder: ``mnist/`` then ``mnist_data/`` in the datasets folder (``$DATASETS_FOLDER``, else
+    ``~/.boml/datasets``); ``download=True`` fetches the four files there (sha256-verified) when missing,
+    like ``python -m boml data fetch mnist``.
     Without ``partitions``: ``Datasets(train, validation, test)`` with the validation set being
     the first ``validation_size`` training images (55,000 / 5,000 / 10,000, like TF's reader).
     With ``partitions`` (fractions or counts): all 70,000 examples redivided by
@@ -1111,12 +917,7 @@ def mnist(folder=None, one_hot=True, partitions=None, filters=None, maps=None, s
     Images are float32 in [0, 1], shape (n, 784) (``reshape=False``: (n, 28, 28, 1)); targets
     are one-hot float32 (n, 10) or int64 labels.
     """
-    if folder is None:
-        folder = datasets_folder("mnist_data")
-        if not os.path.isdir(folder):
-            folder = datasets_folder("mnist")
-    if not os.path.isdir(folder):
-        raise DataNotFoundError(f"MNIST folder {folder} does not exist. Pass folder= or set DATASETS_FOLDER.")
+    folder = locate_dataset("mnist", folder, download=download)
     parts = {}
     for split in ("train", "test"):
         x = _read_idx(_find_mnist_file(folder, f"{split}_images"), 3)
