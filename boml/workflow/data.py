@@ -6,7 +6,7 @@ from boml.workflow.config import DATASETS
 def load_dataset(config, log=print):
     """The ``Datasets(train, validation, test)`` of ``config.dataset``.
 
-    Omniglot is looked up with :func:`boml.load_data.datasets.downloads.locate_dataset`:
+    Omniglot and Mini-ImageNet are looked up with :func:`boml.load_data.datasets.downloads.locate_dataset`:
     ``config.data_folder`` when given, else the datasets folder (``$DATASETS_FOLDER``); with
     ``config.download`` a missing dataset is fetched there first.
 
@@ -36,16 +36,16 @@ def _load(c, log):
         side = int(c.image_size)
         return meta_synthetic(num_classes=c.classes, examples_train=c.examples_train, examples_test=c.examples_test,
                               image_shape=(side, side, 1), seed=c.seed)
-    if c.dataset == "omniglot":
-        from boml.load_data.datasets.downloads import locate_dataset
+    if c.dataset not in ("omniglot", "miniimagenet"):
+        raise UnknownNameError(f"Unknown dataset {c.dataset!r}; allowed: {describe_allowed(DATASETS)}.")
+    from boml.load_data.datasets.downloads import locate_dataset
 
-        folder = locate_dataset("omniglot", folder=c.data_folder, download=c.download, log=log)
+    folder = locate_dataset(c.dataset, folder=c.data_folder, download=c.download, log=log)
+    if c.dataset == "omniglot":
         return meta_omniglot(folder, std_num_classes=c.classes, examples_train=c.examples_train,
                              examples_test=c.examples_test, split=c.split)
-    if c.dataset == "miniimagenet":
-        return meta_mini_imagenet(c.data_folder, std_num_classes=c.classes, examples_train=c.examples_train,
-                                  examples_test=c.examples_test)
-    raise UnknownNameError(f"Unknown dataset {c.dataset!r}; allowed: {describe_allowed(DATASETS)}.")
+    return meta_mini_imagenet(folder, std_num_classes=c.classes, examples_train=c.examples_train,
+                              examples_test=c.examples_test)
 
 
 __all__ = ["load_dataset"]
