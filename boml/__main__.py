@@ -145,7 +145,7 @@ def build_parser():
     plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="directories of train runs")
     plot.add_argument("--out", "-o", default=None, help="PNG file [default: RUN_DIR/curves.png for one run, "
                       "curves.png for several]")
-    plot.add_argument("--title", default=None, help="figure title [default: the run names]")
+    plot.add_argument("--title", default=None, help="figure title [default: learning curves]")
 
     sub.add_parser("presets", allow_abbrev=False, parents=[common],
                    help="list the standard configurations with their descriptions")
@@ -204,10 +204,26 @@ def _start_tensorflow(verbose):
     return noise
 
 
-def _train(args):
+def locate_data(config):
+    """``config`` with ``data_folder`` set to where its dataset is (fetched first with ``download``).
+
+    Runs before TensorFlow is imported, so a missing dataset is reported at once.
+
+    Raises:
+        DataError: the dataset is missing (the message ends with the command that fetches it).
+    """
+    if config.dataset not in ("omniglot", "miniimagenet"):
+        return config
+    from boml.load_data.datasets.downloads import locate_dataset
+
+    return config.replace(data_folder=locate_dataset(config.dataset, folder=config.data_folder,
+                                                     download=config.download, log=print))
+
+
+def _train(config):
     from boml import workflow
 
-    config = config_from_args(args).validate()
+    config = config.validate()
     print(f"run directory: {config.run_dir}", flush=True)
     results = workflow.train(config)
     test = results["test"]
@@ -242,10 +258,14 @@ def _run(args):
         from boml.data_command import run_data_command
 
         return run_data_command(args) or 0
+    config = locate_data(config_from_args(args)) if args.command == "train" else None
     noise = _start_tensorflow(args.verbose)
     _configure_logging(args.quiet, args.verbose)
     try:
-        (_train if args.command == "train" else _evaluate)(args)
+        if config is not None:
+            _train(config)
+        else:
+            _evaluate(args)
     finally:
         if noise is not None:
             noise.stop()

@@ -70,7 +70,7 @@ def plot_runs(run_dirs: Sequence[str], out: Optional[str] = None, title: Optiona
     Args:
         run_dirs: directories of ``boml train`` runs (finished, interrupted or in progress).
         out: the PNG path (default: ``<run_dir>/curves.png`` for one run, ``curves.png`` for several).
-        title: the figure's title (default: the run names).
+        title: the figure's title (default: "learning curves"; the legend names the runs).
 
     Returns:
         The path of the PNG written.
@@ -112,13 +112,18 @@ def plot_runs(run_dirs: Sequence[str], out: Optional[str] = None, title: Optiona
         for row in range(2):
             axes[row, column].set_xlabel(xlabel)
             axes[row, column].grid(alpha=0.3)
-    axes[0, 0].legend(fontsize="small")
     if not any(run["history"] for run in runs):
         for column in range(2):
             axes[1, column].text(0.5, 0.5, "no validation recorded (--val_interval)", ha="center", va="center",
                                  transform=axes[1, column].transAxes)
-    figure.suptitle(title or ", ".join(run["name"] for run in runs), fontsize="medium")
-    figure.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    columns = 1 if len(runs) > 4 else min(len(runs), 2)
+    rows = -(-len(runs) // columns)
+    top = 0.93 - 0.03 * rows
+    figure.suptitle(title or "learning curves", fontsize="medium", y=0.99)
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.96), ncol=columns, fontsize="small",
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, top))
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)
     figure.savefig(out)
