@@ -104,7 +104,7 @@ def _one_hot(labels, dtype):
 
 
 def prepare_data(folder=None, n_train=5000, n_valid=5000, n_test=10000, corruption=0.5, seed=0,
-                 dtype=np.float32):
+                 dtype=np.float32, download=False):
     """Loads MNIST and builds the hyper-cleaning split.
 
     Training and validation examples are disjoint, drawn (with ``seed``) from the
@@ -114,13 +114,15 @@ def prepare_data(folder=None, n_train=5000, n_valid=5000, n_test=10000, corrupti
     *other* classes.
 
     Args:
-        folder: the folder of the four MNIST IDX files (see ``boml.mnist``).
+        folder: the folder of the four MNIST IDX files (default: ``mnist/`` in the datasets folder,
+            ``$DATASETS_FOLDER`` else ``~/.boml/datasets``; see ``boml.mnist``).
         n_train: training examples (5000 in the paper).
         n_valid: clean validation examples (5000 in the paper).
         n_test: test examples, at most 10,000.
         corruption: fraction of training labels replaced (0.5 in the paper).
         seed: seed of the split and of the corruption.
         dtype: floating type of the images and one-hot labels.
+        download: fetch MNIST (sha256-verified) when it is not found, like ``python -m boml data fetch mnist``.
 
     Returns:
         A ``CleaningData``.
@@ -141,10 +143,11 @@ def prepare_data(folder=None, n_train=5000, n_valid=5000, n_test=10000, corrupti
         )
     if not 0.0 <= float(corruption) <= 1.0:
         raise InvalidArgumentError(f"corruption must be a fraction in [0, 1]; received {corruption!r}.")
-    datasets = mnist(folder, one_hot=False, validation_size=0)
+    datasets = mnist(folder, one_hot=False, validation_size=0, download=download)
     x_all, labels_all = datasets.train.data, datasets.train.target
     if x_all.shape[0] < n_train + n_valid:
-        raise DataError(f"The MNIST training set in {folder} has only {x_all.shape[0]} images.")
+        raise DataError(f"The MNIST training set in {datasets.train.info['base_folder']} has only {x_all.shape[0]} "
+                        f"images; n_train + n_valid = {n_train + n_valid} were asked for. Ask for fewer.")
     rng = np.random.RandomState(seed)
     order = rng.permutation(x_all.shape[0])
     train_idx, valid_idx = order[:n_train], order[n_train:n_train + n_valid]

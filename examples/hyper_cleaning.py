@@ -16,6 +16,10 @@ process so the memory figures do not mix.
     python examples/hyper_cleaning.py                          # everything, default settings
     python examples/hyper_cleaning.py --methods RHG --hyper-iterations 30
     python examples/hyper_cleaning.py --mnist /path/to/mnist --seed 1 --T 100
+    python examples/hyper_cleaning.py --download                # fetch MNIST first if it is missing
+
+MNIST is read from --mnist, else from ``mnist/`` in the datasets folder (``$DATASETS_FOLDER``, else
+``~/.boml/datasets``); ``python -m boml data fetch mnist`` puts it there.
 """
 import argparse
 import multiprocessing
@@ -25,7 +29,6 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-DEFAULT_MNIST = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
 ALL_RUNS = ["baseline", "oracle", "RHG", "TRHG", "Implicit", "BDA", "Darts"]
 
 #: Figures of the paper (Franceschi et al., 2017, table 2): test accuracy and F1.
@@ -76,13 +79,16 @@ def format_row(r):
 
 
 def main(argv=None):
+    from boml.errors import BOMLError
     from boml.hyperclean import CleaningConfig
 
     defaults = CleaningConfig()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--mnist", default=os.environ.get("BOML_MNIST", DEFAULT_MNIST),
-                        help="folder of the four MNIST IDX files")
+    parser.add_argument("--mnist", default=None,
+                        help="folder of the four MNIST IDX files (default: mnist/ in $DATASETS_FOLDER, else in "
+                             "~/.boml/datasets)")
+    parser.add_argument("--download", action="store_true", help="download MNIST (sha256-verified) if it is missing")
     parser.add_argument("--methods", nargs="+", default=ALL_RUNS, choices=ALL_RUNS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the split and of the label corruption")
     parser.add_argument("--n-train", type=int, default=5000)
@@ -104,7 +110,14 @@ def main(argv=None):
                               hyper_iterations=args.hyper_iterations, meta_lr=args.meta_lr,
                               truncate_iter=args.truncate_iter, bda_alpha=args.bda_alpha, final_T=args.final_T,
                               dtype=args.dtype)
-    data_args = {"folder": args.mnist, "n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test,
+    from boml.load_data.datasets.downloads import locate_dataset
+
+    try:  # find (or fetch) the data once, before the methods start in their own processes
+        folder = locate_dataset("mnist", args.mnist, download=args.download)
+    except BOMLError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    data_args = {"folder": folder, "n_train": args.n_train, "n_valid": args.n_valid, "n_test": args.n_test,
                  "seed": args.seed, "dtype": args.dtype}
     print(f"Data hyper-cleaning on MNIST: {args.n_train} train (50% corrupted), {args.n_valid} validation, "
           f"{args.n_test} test, seed {args.seed}")

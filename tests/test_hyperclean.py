@@ -1,27 +1,39 @@
-"""Data hyper-cleaning, small CI version: few examples and steps, real MNIST (skipped when absent).
+"""Data hyper-cleaning, small CI version: few examples and steps, on MNIST-layout files written here and on
+the real MNIST (skipped when absent).
 
 The full benchmark is ``python examples/hyper_cleaning.py``."""
+import importlib.util
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import data_trees
 from boml import hyperclean
-from boml.errors import InvalidArgumentError, UnknownNameError
+from boml.errors import DataError, InvalidArgumentError, MissingDataError, UnknownNameError
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "hyper_cleaning.py")
 
 
-@pytest.fixture(scope="module")
-def small_data():
-    folder = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist"))
-    if not os.path.isdir(folder):
-        pytest.skip(f"MNIST not found at {folder}")
-    return hyperclean.prepare_data(folder, n_train=400, n_valid=400, n_test=1000, seed=3)
+@pytest.fixture(params=["generated", "real"])
+def small_data(request, tmp_path_factory):
+    """400 training (half corrupted), 400 validation examples: separable generated digits, or real MNIST."""
+    if request.param == "real":
+        folder = request.getfixturevalue("real_data")("mnist")
+        n_test = 1000
+    else:
+        folder = str(tmp_path_factory.mktemp("generated") / "mnist")
+        data_trees.write_mnist(folder, n_train=1000, n_test=300)
+        n_test = 300
+    return hyperclean.prepare_data(folder, n_train=400, n_valid=400, n_test=n_test, seed=3)
 
 
 def test_prepare_data_corrupts_half_of_the_labels_with_another_class(small_data):
     data = small_data
-    assert data.x_train.shape == (400, 784) and data.x_valid.shape == (400, 784) and data.x_test.shape == (1000, 784)
+    assert data.x_train.shape == (400, 784) and data.x_valid.shape == (400, 784) and data.x_test.shape[1] == 784
     assert data.corrupted.sum() == 200
     noisy = data.y_train.argmax(1)
     assert np.all(noisy[data.corrupted] != data.clean_labels[data.corrupted])
@@ -29,11 +41,39 @@ def test_prepare_data_corrupts_half_of_the_labels_with_another_class(small_data)
     np.testing.assert_allclose(data.y_train.sum(1), 1.0)
 
 
-def test_prepare_data_checks_its_arguments():
+def test_prepare_data_checks_its_arguments(mnist_folder):
     with pytest.raises(InvalidArgumentError, match="corruption"):
         hyperclean.prepare_data("/nonexistent", corruption=1.5)
     with pytest.raises(InvalidArgumentError, match="n_test"):
         hyperclean.prepare_data("/nonexistent", n_test=20000)
+    with pytest.raises(DataError, match="has only 300 images; n_train \\+ n_valid = 400"):
+        hyperclean.prepare_data(mnist_folder[0], n_train=200, n_valid=200)
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("hyper_cleaning_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_example_reads_mnist_from_the_datasets_folder(empty_datasets_folder, tmp_path, capsys):
+    example = _example()
+    assert example.main(["--methods", "baseline", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert os.path.join(empty_datasets_folder, "mnist") in err and "python -m boml data fetch mnist" in err
+    with pytest.raises(MissingDataError):
+        hyperclean.prepare_data()
+    root = tmp_path / "datasets"
+    data_trees.write_mnist(str(root / "mnist"), n_train=200, n_test=100)
+    root_of_repo = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+    env = {**os.environ, "DATASETS_FOLDER": str(root), "CI": "",
+           "PYTHONPATH": root_of_repo + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run([sys.executable, EXAMPLE, "--methods", "baseline", "--quiet", "--n-train", "100",
+                             "--n-valid", "100", "--n-test", "100", "--final-T", "20"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "baseline" in result.stdout and "failed" not in result.stdout
 
 
 def test_rhg_pushes_corrupted_weights_below_clean_ones(small_data):

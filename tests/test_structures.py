@@ -88,8 +88,8 @@ def test_datasets_folder_reads_env_at_call_time(monkeypatch, tmp_path):
     assert datasets_folder() == str(tmp_path)
     assert datasets_folder("omniglot_resized") == os.path.join(str(tmp_path), "omniglot_resized")
     monkeypatch.delenv("DATASETS_FOLDER")
-    monkeypatch.chdir(tmp_path)
-    assert os.path.abspath(datasets_folder()) == os.path.join(str(tmp_path), "data")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert datasets_folder() == os.path.join(str(tmp_path), "home", ".boml", "datasets")
 
 
 def test_maybe_call():
@@ -122,6 +122,44 @@ def test_datasets_from_list_indexing_len_name():
     assert Datasets.from_list([a, b, c, a]) == [a, b, c, a]
     with pytest.raises(InvalidArgumentError):
         Datasets.from_list([])
+
+
+def _labelled(n, label, name="d"):
+    return Dataset(np.full((n, 2), label, np.float32), np.eye(3)[[label] * n], sample_info=[{"i": k} for k in range(n)],
+                   info={"source": name}, name=name)
+
+
+def test_dataset_stack_skips_none_and_keeps_the_order():
+    with pytest.raises(ShapeError, match="leading example axis"):
+        Dataset(np.float32(1.0), np.float32(0.0))
+    a, b = _labelled(2, 0, "a"), _labelled(3, 1, "b")
+    stacked = Dataset.stack(a, None, b)
+    assert len(stacked) == 5 and stacked.name == "a" and stacked.labels.tolist() == [0, 0, 1, 1, 1]
+    assert [i["i"] for i in stacked.sample_info] == [0, 1, 0, 1, 2] and stacked.info == {"source": "b"}
+    assert stacked.setting() == {"name": "a", "num_examples": 5, "dim_data": 2, "dim_target": 3,
+                                 "info": {"source": "b"}}
+    with pytest.raises(InvalidArgumentError, match="at least one dataset"):
+        Dataset.stack(None)
+
+
+def test_datasets_stack_joins_each_split():
+    first = Datasets(train=_labelled(1, 0), test=_labelled(1, 1))
+    second = Datasets(train=_labelled(2, 2), test=_labelled(2, 0))
+    both = Datasets.stack(first, second)
+    assert both.validation is None and both.train.labels.tolist() == [0, 2, 2]
+    assert both.test.labels.tolist() == [1, 0, 0]
+    assert [len(d) for d in both] == [3, 3]
+    assert both.setting()["validation"] is None and both.setting()["train"]["num_examples"] == 3
+
+
+def test_num_examples_of_a_meta_dataset():
+    assert MetaDataset(num_examples=None).num_examples is None
+    assert MetaDataset(num_examples=6).num_examples == (6, 0) and MetaDataset(num_examples=[4]).num_examples == (4, 0)
+    assert MetaDataset(num_classes=2, num_examples=(2, 6)).examples_test == 3
+    with pytest.raises(InvalidArgumentError, match="an int or a"):
+        MetaDataset(num_examples="many")
+    with pytest.raises(InvalidArgumentError, match=">= 0"):
+        MetaDataset(num_examples=(1, -1))
 
 
 # ---------------------------------------------------------------------------------------- sampler

@@ -16,14 +16,9 @@ from boml.load_data.datasets.structures import (
 )
 from boml.load_data.datasets.synthetic import SyntheticMetaDataset, meta_synthetic
 from boml.load_data.datasets.downloads import default_datasets_folder, download_file, fetch, locate_dataset
-from boml.load_data.datasets.load_full_dataset import (
-    ImageNetMetaDataset,
-    OmniglotMetaDataset,
-    meta_mini_imagenet,
-    meta_omniglot,
-    mnist,
-    redivide_data,
-)
+from boml.load_data.datasets.mini_imagenet import ImageNetMetaDataset, meta_mini_imagenet
+from boml.load_data.datasets.mnist import mnist, redivide_data
+from boml.load_data.datasets.omniglot import OmniglotMetaDataset, meta_omniglot
 
 __all__ = [
     "BatchQueueMock",

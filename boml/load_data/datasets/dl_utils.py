@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from boml.errors import DataError, InvalidArgumentError
-from boml.load_data.datasets.downloads import DATASETS_FOLDER_ENV, default_datasets_folder
+from boml.load_data.datasets.locations import DATASETS_FOLDER_ENV, default_datasets_folder
 
 __all__ = [
     "DATASETS_FOLDER_ENV",

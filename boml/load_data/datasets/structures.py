@@ -20,7 +20,8 @@ Episode conventions (every ``ClassMetaDataset``):
   ``(n, N)`` when ``one_hot_enc`` (default) else int64 labels ``(n,)``.
 * The order of the examples inside the support and inside the query set is shuffled.
 
-Nothing here imports TensorFlow.
+Nothing here imports TensorFlow. (About 490 lines: the containers, the sampler and the shot checks of the
+loaders implement the one set of episode conventions above, so they are kept together.)
 """
 import numbers
 
@@ -29,7 +30,8 @@ import numpy as np
 from boml.errors import DataError, InvalidArgumentError, ShapeError
 from boml.load_data.datasets.dl_utils import get_rand_state, to_one_hot_enc
 
-__all__ = ["Dataset", "Datasets", "MetaDataset", "ClassMetaDataset", "BatchQueueMock"]
+__all__ = ["Dataset", "Datasets", "MetaDataset", "ClassMetaDataset", "BatchQueueMock", "check_shots",
+           "episode_totals"]
 
 
 class Dataset:
@@ -199,6 +201,38 @@ class Datasets:
 
     def __repr__(self):
         return f"Datasets(train={self.train!r}, validation={self.validation!r}, test={self.test!r})"
+
+
+def check_shots(examples_train, examples_test, min_class_size, what):
+    """Checks that ``examples_train`` support + ``examples_test`` query images fit every class.
+
+    Args:
+        examples_train: support shots per class (None: not fixed yet), at least 1.
+        examples_test: queries per class (None: not fixed yet), at least 0.
+        min_class_size: images in the smallest class of the data.
+        what: names the data in the message.
+
+    Raises:
+        InvalidArgumentError: a negative or zero count.
+        DataError: the smallest class has fewer images than an episode needs.
+    """
+    if examples_train is not None and examples_train < 1:
+        raise InvalidArgumentError(f"examples_train must be >= 1; got {examples_train!r}.")
+    if examples_test is not None and examples_test < 0:
+        raise InvalidArgumentError(f"examples_test must be >= 0; got {examples_test!r}.")
+    need = (examples_train or 0) + (examples_test or 0)
+    if need > min_class_size:
+        raise DataError(
+            f"examples_train={examples_train} + examples_test={examples_test} = {need} images per class, but {what} "
+            f"has only {min_class_size} images in its smallest class. Ask for fewer shots/queries."
+        )
+
+
+def episode_totals(num_classes, examples_train, examples_test):
+    """``(support, query)`` totals of an N-way episode, or None when N or the shots are not fixed."""
+    if num_classes is None or examples_train is None:
+        return None
+    return (num_classes * examples_train, num_classes * (examples_test or 0))
 
 
 def _normalize_num_examples(num_examples):
