@@ -28,8 +28,12 @@ setup(
     packages=find_packages(exclude=("tests", "tests.*", "examples", "benchmarks", "docs")),
     package_data={"boml.load_data.datasets": ["split_definitions/*.txt", "split_definitions/*/*.json"]},
     install_requires=_requirements(),
-    extras_require={"test": ["pytest>=7", "pytest-cov>=7", "coverage>=7.10", "ruff", "sphinx>=7"],
-                    "docs": ["sphinx>=7"]},
+    # Optional: plot (python -m boml plot) and tensorboard (viewing the event files); the core needs numpy/TF only.
+    # The test extra includes matplotlib so that the plotting code is tested.
+    extras_require={"test": ["pytest>=7", "pytest-cov>=7", "coverage>=7.10", "ruff", "sphinx>=7", "matplotlib>=3.7"],
+                    "docs": ["sphinx>=7"],
+                    "plot": ["matplotlib>=3.7"],
+                    "tensorboard": ["tensorboard>=2.16"]},
     entry_points={"console_scripts": ["boml=boml.__main__:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",

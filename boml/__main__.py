@@ -1,16 +1,19 @@
-"""Command line: ``python -m boml train ...``, ``python -m boml evaluate ...``, ``python -m boml presets``.
+"""Command line: ``python -m boml train|evaluate|plot|presets|data ...``.
 
 Examples::
 
-    python -m boml train --preset maml-omniglot-5w1s --data_folder ../shared/data/omniglot_resized
+    python -m boml train --preset maml-omniglot-5w1s --download
     python -m boml train --method MetaFeat --inner_method Trad --outer_method Reverse --T 5 --lr 0.5 \\
         --meta_batch_size 8 --meta_train_iterations 3000 --dataset omniglot --learn_lr false
     python -m boml evaluate --run_dir logs/<run> --test_episodes 600 --iterations_to_test 1000 2000
+    python -m boml plot logs/<run_a> logs/<run_b> --out curves.png
 
-Flags keep the original scripts' names (``--meta_lr``, ``--examples_train`` ...,
-most with their short forms such as ``-mbs``). Booleans accept ``--flag``,
-``--no-flag`` and ``--flag true|false``. Prefixes are never expanded, so a
-misspelt flag is an error instead of silently setting another option.
+The ``train`` flags are generated from the fields of :class:`boml.workflow.config.Config` (name,
+short forms, help, default) and keep the original scripts' names (``--meta_lr``,
+``--examples_train`` ..., most with their short forms such as ``-mbs``). Booleans accept
+``--flag``, ``--no-flag`` and ``--flag true|false``. Prefixes are never expanded, so a misspelt
+flag is an error instead of silently setting another option. TensorFlow is imported only by the
+commands that need it, so ``--help`` and ``presets`` answer at once.
 """
 import argparse
 import json
@@ -19,9 +22,12 @@ import os
 import sys
 
 from boml.errors import BOMLError
+from boml.workflow.config import GROUPS, Config, field_default, field_type, fields
 
 TRUE = ("true", "t", "yes", "y", "1", "on")
 FALSE = ("false", "f", "no", "n", "0", "off")
+#: The configuration fields that ``evaluate`` accepts as flags.
+EVALUATE_FIELDS = ("test_episodes", "T_test", "eval_batch_size", "data_folder", "download", "threads")
 
 
 def parse_bool(text):
@@ -53,108 +59,97 @@ def _number(kind, minimum=None, strict=False, allow_none=False):
     return convert
 
 
-# (long name, short forms, type, help). Defaults are None: only the flags given override the preset.
-OPTIONS = [
-    ("algorithm", ["-alg"], str, "maml, fomaml, metasgd, mtnet, warpgrad, rhg, trhg, hoag, darts, bda"),
-    ("method", ["-md"], str, "MetaInit or MetaFeat (overrides the algorithm's)"),
-    ("inner_method", ["-i_d"], str, "Simple, Trad or Aggr"),
-    ("outer_method", ["-o_d"], str, "Simple, Reverse, Implicit or Darts"),
-    ("dataset", ["-d"], str, "omniglot, miniimagenet or synthetic"),
-    ("data_folder", ["-df"], str, "dataset folder or archive (default: the loader's search)"),
-    ("split", [], str, "Omniglot split: vinyals (standard), original (BOML) or lake"),
-    ("classes", ["-nc"], _number(int, 2), "N-way"),
-    ("examples_train", ["-etr"], _number(int, 1), "K-shot (support examples per class)"),
-    ("examples_test", ["-etes"], _number(int, 1), "query examples per class"),
-    ("train_examples_test", [], _number(int, 1), "query examples per class in meta-training (default: examples_test)"),
-    ("meta_batch_size", ["-mbs"], _number(int, 1), "tasks per meta-update"),
-    ("meta_train_iterations", ["-mti"], _number(int, 0), "meta-iterations"),
-    ("max_minutes", [], _number(float, 0, strict=True, allow_none=True),
-     "stop meta-training after this many minutes (none: no limit)"),
-    ("T", ["-T"], _number(int, 1), "inner steps in meta-training"),
-    ("T_test", ["-Tt"], _number(int, 1), "inner steps at evaluation (default: T)"),
-    ("lr", ["-lr"], _number(float, 0, strict=True), "inner step size"),
-    ("meta_lr", ["-mlr"], _number(float, 0, strict=True), "outer step size"),
-    ("meta_lr_decay_rate", ["-mlrdr", "--meta-lr-decay-rate"], _number(float, 0), "inverse-time decay of meta_lr"),
-    ("lr_granularity", [], str, "learned step sizes: scalar, tensor or element"),
-    ("truncate_iter", ["-tr_ir"], _number(int, -1), "TRHG: back-propagate through the last K steps (-1: all)"),
-    ("alpha", ["-alpha"], _number(float, 0), "BDA aggregation weight (initial value)"),
-    ("bda_s", ["-bs"], float, "BDA weight s of the upper gradient"),
-    ("bda_t", ["-bt"], float, "BDA weight t of the lower gradient"),
-    ("inner_opt", ["-io"], str, "inner optimizer: SGD, Momentum or Adam"),
-    ("outer_opt", ["-oo"], str, "outer optimizer: SGD, Momentum or Adam"),
-    ("momentum", [], _number(float, 0), "momentum of the Momentum optimizers"),
-    ("clip_value", ["-cv"], _number(float, 0), "clip hypergradients to [-v, v] (0: no clipping)"),
-    ("num_filters", ["-nf"], _number(int, 1), "filters of the conv blocks (default: the network's)"),
-    ("image_size", [], _number(int, 1), "side of the synthetic images"),
-    ("seed", ["-s"], int, "seed of the initialization and of the training episodes"),
-    ("test_seed", [], int, "seed of the fixed test episodes"),
-    ("logdir", ["-ld"], str, "runs are saved in logdir/name"),
-    ("name", [], str, "run name (default: derived from the settings)"),
-    ("print_interval", ["-pi"], _number(int, 0), "print progress every N meta-iterations"),
-    ("save_interval", ["-si"], _number(int, 0), "checkpoint every N meta-iterations"),
-    ("val_interval", ["-vi"], _number(int, 0), "validation every N meta-iterations (0: never)"),
-    ("val_episodes", [], _number(int, 1), "episodes of each validation"),
-    ("test_episodes", ["-te"], _number(int, 1), "episodes of the final test (standard: 600)"),
-    ("eval_batch_size", [], _number(int, 1), "episodes adapted per session.run at evaluation"),
-    ("keep_checkpoints", [], _number(int, 1), "checkpoints kept on disk"),
-    ("threads", [], _number(int, 0), "intra-op threads (0: TensorFlow's default)"),
-    ("parallel_iterations", [], _number(int, 1), "tasks of a meta-batch computed concurrently"),
-    ("notes", ["--Notes"], str, "free text stored with the results"),
-]
-BOOLEANS = [
-    ("learn_lr", ["-lrl"], "learn the inner step sizes (Meta-SGD)"),
-    ("first_order", ["-fo"], "first-order MAML"),
-    ("use_t", ["-u_T"], "MT-net T-layers"),
-    ("use_warp", ["-u_W"], "WarpGrad warp layers"),
-    ("learn_alpha", ["-lralpha"], "BDA: learn the aggregation weight"),
-    ("learn_alpha_itr", [], "BDA: learn one aggregation weight per step"),
-    ("learn_st", ["-lrst"], "BDA: learn s and t"),
-    ("xavier", ["-xi"], "MetaFeat head initialised with Glorot instead of zeros"),
-    ("resume", ["-res"], "resume from the run's latest checkpoint (default: true)"),
-]
+def _help(field):
+    text = field.metadata["help"]
+    if field.metadata["choices"]:
+        text += f" ({', '.join(field.metadata['choices'])})"
+    if "(default:" in text:
+        return text.replace("%", "%%")
+    default = field_default(field.name)
+    shown = "none" if default is None else ("true" if default is True else "false" if default is False else default)
+    return f"{text} [default: {shown}]".replace("%", "%%")
 
 
-def _add_bool(group, name, shorts, help_text):
-    group.add_argument(f"--{name}", *shorts, dest=name, nargs="?", const=True, default=None, type=parse_bool,
-                       metavar="true|false", help=f"{help_text}; --no-{name} for false")
-    group.add_argument(f"--no-{name}", f"--no_{name}", dest=name, action="store_false", default=None,
-                       help=argparse.SUPPRESS)
+def _add_field(group, field):
+    kind, optional = field_type(field)
+    flags = [f"--{field.name}", *field.metadata["flags"]]
+    if kind is bool:
+        group.add_argument(*flags, dest=field.name, nargs="?", const=True, default=None, type=parse_bool,
+                           metavar="true|false", help=_help(field) + f"; --no-{field.name} for false")
+        group.add_argument(f"--no-{field.name}", f"--no_{field.name}", dest=field.name, action="store_false",
+                           default=None, help=argparse.SUPPRESS)
+        return
+    if kind in (int, float):
+        convert = _number(kind, field.metadata["minimum"], field.metadata["strict"], allow_none=optional)
+    else:
+        convert = str
+    group.add_argument(*flags, dest=field.name, type=convert, default=None, help=_help(field),
+                       metavar=field.name.upper())
+
+
+def add_config_flags(parser, names=None):
+    """Adds one flag per :class:`~boml.workflow.config.Config` field (or per field of ``names``), grouped."""
+    groups = {}
+    for field in fields():
+        if names is not None and field.name not in names:
+            continue
+        key = field.metadata["group"]
+        if key not in groups:
+            groups[key] = parser.add_argument_group(GROUPS[key])
+        _add_field(groups[key], field)
+
+
+def _common():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", "-v", action="store_true",
+                        help="show TensorFlow's start-up messages (filtered out by default)")
+    return common
 
 
 def build_parser():
     """The ``argparse`` parser of ``python -m boml`` (``allow_abbrev=False``)."""
+    common = _common()
     parser = argparse.ArgumentParser(prog="boml", description="Bilevel meta-learning with boml.",
-                                     allow_abbrev=False)
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,presets,data}")
+                                     allow_abbrev=False, parents=[common])
+    sub = parser.add_subparsers(dest="command")
     sub.required = True
 
-    train = sub.add_parser("train", allow_abbrev=False, help="meta-train and evaluate a configuration",
-                           description="Meta-trains a configuration (a preset and/or flags), then evaluates it "
-                                       "on the test episodes. Results go to <logdir>/<name>/results.json.")
-    train.add_argument("--preset", "-p", default=None, help="standard configuration (see `boml presets`)")
-    train.add_argument("--config", default=None, help="JSON file of configuration values (flags override it)")
-    group = train.add_argument_group("configuration (defaults: the preset's, else boml.workflow.Config's)")
-    for name, shorts, kind, help_text in OPTIONS:
-        group.add_argument(f"--{name}", *shorts, dest=name, type=kind, default=None, help=help_text)
-    for name, shorts, help_text in BOOLEANS:
-        _add_bool(group, name, shorts, help_text)
+    train = sub.add_parser("train", allow_abbrev=False, parents=[common], help="meta-train and evaluate a "
+                           "configuration", description="Meta-trains a configuration (a preset and/or flags), then "
+                           "evaluates it on the test episodes. Results go to <logdir>/<name>/results.json. Ctrl-C "
+                           "saves a checkpoint and prints the command that resumes the run.")
+    train.add_argument("--preset", "-p", default=None, help="standard configuration (see `boml presets`); its "
+                       "values replace the defaults below")
+    train.add_argument("--config", default=None, help="JSON file of configuration values, e.g. a run's "
+                       "config.json (flags override it)")
     train.add_argument("--quiet", "-q", action="store_true", help="only print the final results")
+    add_config_flags(train)
 
-    evaluate = sub.add_parser("evaluate", allow_abbrev=False, help="evaluate the checkpoints of a run",
+    evaluate = sub.add_parser("evaluate", allow_abbrev=False, parents=[common],
+                              help="evaluate the checkpoints of a run",
                               description="Restores checkpoints of a `boml train` run and reports the mean "
-                                          "accuracy with its 95% confidence interval on fixed episodes.")
+                                          "accuracy with its 95%% confidence interval on fixed episodes. Options "
+                                          "not given keep the run's values.")
     evaluate.add_argument("--run_dir", "--expdir", "-exd", required=True, help="directory of a train run")
     evaluate.add_argument("--iterations_to_test", "-itt", type=_number(int, 0), nargs="+", default=None,
-                          help="checkpoint iterations to evaluate (default: the latest)")
-    evaluate.add_argument("--test_episodes", "-te", type=_number(int, 1), default=None)
-    evaluate.add_argument("--T_test", "-Tt", type=_number(int, 1), default=None)
-    evaluate.add_argument("--split", choices=("test", "validation"), default="test")
-    evaluate.add_argument("--data_folder", "-df", default=None)
-    evaluate.add_argument("--eval_batch_size", type=_number(int, 1), default=None)
-    evaluate.add_argument("--quiet", "-q", action="store_true")
+                          help="checkpoint iterations to evaluate [default: the latest]")
+    evaluate.add_argument("--split", choices=("test", "validation"), default="test",
+                          help="episodes of the test or of the validation classes [default: test]")
+    evaluate.add_argument("--quiet", "-q", action="store_true", help="only print the result rows")
+    add_config_flags(evaluate, EVALUATE_FIELDS)
 
-    sub.add_parser("presets", allow_abbrev=False, help="list the standard configurations")
-    from boml.data_command import add_data_parser
+    plot = sub.add_parser("plot", allow_abbrev=False, parents=[common], help="draw learning curves of runs",
+                          description="Writes a PNG of the training loss and the validation accuracy (95%% CI "
+                                      "band) against meta-iterations and meta-training time; several runs share "
+                                      "one figure. Needs matplotlib: pip install boml[plot].")
+    plot.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="directories of train runs")
+    plot.add_argument("--out", "-o", default=None, help="PNG file [default: RUN_DIR/curves.png for one run, "
+                      "curves.png for several]")
+    plot.add_argument("--title", default=None, help="figure title [default: learning curves]")
+
+    sub.add_parser("presets", allow_abbrev=False, parents=[common],
+                   help="list the standard configurations with their descriptions")
+    from boml.data_command import add_data_parser  # no TensorFlow: `data` answers at once too
 
     add_data_parser(sub)
     return parser
@@ -165,13 +160,13 @@ def config_from_args(args):
 
     Raises:
         UnknownNameError: unknown preset.
-        InvalidArgumentError: bad values (from ``Config.validate``).
+        InvalidArgumentError: bad values (from ``Config.replace``) or a JSON file that is not valid.
         DataNotFoundError: the JSON file does not exist.
     """
-    from boml import workflow
     from boml.errors import DataNotFoundError, InvalidArgumentError
+    from boml.workflow.presets import preset
 
-    config = workflow.preset(args.preset) if args.preset else workflow.Config()
+    config = preset(args.preset) if args.preset else Config()
     if args.config:
         if not os.path.exists(args.config):
             raise DataNotFoundError(f"Configuration file {args.config} does not exist.")
@@ -181,64 +176,121 @@ def config_from_args(args):
             except ValueError as e:
                 raise InvalidArgumentError(f"{args.config} is not valid JSON ({e}).") from e
         config = config.replace(**values)
-    names = [o[0] for o in OPTIONS] + [b[0] for b in BOOLEANS]
-    changes = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    changes = {f.name: getattr(args, f.name) for f in fields() if getattr(args, f.name) is not None}
     if any(k in changes for k in ("method", "inner_method", "outer_method")) and "algorithm" not in changes:
         changes["algorithm"] = None  # an explicit triple replaces the preset's algorithm
         for key in ("method", "inner_method", "outer_method"):
             if key not in changes:
                 changes[key] = getattr(config.resolved(), key)
-    config = config.replace(**changes)
-    return config
+    return config.replace(**changes)
 
 
-def _configure_logging(quiet):
+def _configure_logging(quiet, verbose):
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True)
+    if not verbose:
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
-def main(argv=None):
-    """Entry point of ``python -m boml`` and of the ``boml`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _start_tensorflow(verbose):
+    """Imports TensorFlow (quietly unless ``verbose``) and boml's strategies; returns the stderr filter."""
+    from boml.workflow.quiet import quiet_tensorflow
+
+    noise = None if verbose else quiet_tensorflow()
+    import tensorflow.compat.v1 as tf
+
+    from boml import BOMLOptimizer  # noqa: F401  (the first access to boml's names registers its strategies)
+    tf.disable_eager_execution()
+    return noise
+
+
+def locate_data(config):
+    """``config`` with ``data_folder`` set to where its dataset is (fetched first with ``download``).
+
+    Runs before TensorFlow is imported, so a missing dataset is reported at once.
+
+    Raises:
+        DataError: the dataset is missing (the message ends with the command that fetches it).
+    """
+    if config.dataset not in ("omniglot", "miniimagenet"):
+        return config
+    from boml.load_data.datasets.downloads import locate_dataset
+
+    return config.replace(data_folder=locate_dataset(config.dataset, folder=config.data_folder,
+                                                     download=config.download, log=print))
+
+
+def _train(config):
+    from boml import workflow
+
+    config = config.validate()
+    print(f"run directory: {config.run_dir}", flush=True)
+    results = workflow.train(config)
+    test = results["test"]
+    print(json.dumps({"run_dir": results["run_dir"], "iterations": results["iterations"],
+                      "train_seconds": round(results["train_seconds"], 1),
+                      "test_accuracy": round(test["accuracy"], 5), "ci95": round(test["ci95"], 5),
+                      "test_episodes": test["episodes"]}), flush=True)
+
+
+def _evaluate(args):
+    from boml import workflow
+
+    overrides = {k: getattr(args, k) for k in EVALUATE_FIELDS if getattr(args, k) is not None}
+    out = workflow.evaluate(args.run_dir, iterations=args.iterations_to_test, split=args.split, **overrides)
+    for row in out["results"]:
+        print(json.dumps({"iteration": row["iteration"], "accuracy": round(row["accuracy"], 5),
+                          "ci95": round(row["ci95"], 5), "episodes": row["episodes"]}), flush=True)
+
+
+def _run(args):
+    if args.command == "presets":
+        from boml.workflow.presets import describe_presets
+
+        print(describe_presets())
+        return 0
+    if args.command == "plot":
+        from boml.workflow.plotting import plot_runs
+
+        print(plot_runs(args.run_dirs, out=args.out, title=args.title))
+        return 0
     if args.command == "data":
         from boml.data_command import run_data_command
 
-        return run_data_command(args)
-    if args.command == "presets":
-        from boml import workflow
-
-        for name, values in workflow.PRESETS.items():
-            print(f"{name}: " + " ".join(f"--{k} {v}" for k, v in values.items()))
-        return 0
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow.compat.v1 as tf
-
-    from boml import workflow
-
-    tf.disable_eager_execution()
-    _configure_logging(args.quiet)
+        return run_data_command(args) or 0
+    config = locate_data(config_from_args(args)) if args.command == "train" else None
+    noise = _start_tensorflow(args.verbose)
+    _configure_logging(args.quiet, args.verbose)
     try:
-        if args.command == "train":
-            config = config_from_args(args).validate()
-            print(f"run directory: {config.run_dir}", flush=True)
-            results = workflow.train(config)
-            test = results["test"]
-            print(json.dumps({"run_dir": results["run_dir"], "iterations": results["iterations"],
-                              "train_seconds": round(results["train_seconds"], 1),
-                              "test_accuracy": round(test["accuracy"], 5), "ci95": round(test["ci95"], 5),
-                              "test_episodes": test["episodes"]}), flush=True)
+        if config is not None:
+            _train(config)
         else:
-            out = workflow.evaluate(args.run_dir, iterations=args.iterations_to_test,
-                                    test_episodes=args.test_episodes, T_test=args.T_test, split=args.split,
-                                    **{k: v for k, v in (("data_folder", args.data_folder),
-                                                         ("eval_batch_size", args.eval_batch_size)) if v is not None})
-            for row in out["results"]:
-                print(json.dumps({"iteration": row["iteration"], "accuracy": round(row["accuracy"], 5),
-                                  "ci95": round(row["ci95"], 5), "episodes": row["episodes"]}), flush=True)
+            _evaluate(args)
+    finally:
+        if noise is not None:
+            noise.stop()
+    return 0
+
+
+def main(argv=None):
+    """Entry point of ``python -m boml`` and of the ``boml`` console script; returns the exit status."""
+    from boml.workflow.interrupts import EXIT_INTERRUPTED, TrainingInterrupted
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
     except BOMLError as error:
         parser.exit(2, f"boml: error: {type(error).__name__}: {error}\n")
-    return 0
+    except TrainingInterrupted as stop:
+        sys.stdout.flush()
+        sys.stderr.write(f"boml: {stop}; checkpoint and results so far saved in {stop.results['run_dir']}.\n"
+                         f"Resume with:\n    {stop.resume_command}\n")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        sys.stdout.flush()
+        sys.stderr.write(f"boml: interrupted ({stop or 'before meta-training started'}); nothing more was saved.\n")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

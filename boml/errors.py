@@ -80,3 +80,7 @@ def describe_allowed(values):
 
 class UnknownOptionError(InvalidArgumentError):
     """A strategy received a keyword it does not take (the message lists the ones it does)."""
+
+
+class MissingDependencyError(BOMLError, ImportError):
+    """An optional dependency (an extra such as ``boml[plot]``) is not installed."""

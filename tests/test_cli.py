@@ -125,3 +125,94 @@ def test_module_entry_point_runs():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "maml-omniglot-5w1s" in done.stdout and "rhg-omniglot-5w1s" in done.stdout
+
+
+# ------------------------------------------------------------------------------------------ generated flags
+def subparser(name):
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices[name]
+
+
+def visible_actions(parser):
+    return [a for a in parser._actions if a.help != argparse.SUPPRESS and not isinstance(a, argparse._HelpAction)]
+
+
+def test_every_configuration_field_is_a_train_flag_with_help_and_default():
+    from boml.workflow.config import field_default, fields
+
+    train = subparser("train")
+    by_dest = {a.dest: a for a in visible_actions(train)}
+    for field in fields():
+        action = by_dest[field.name]
+        assert f"--{field.name}" in action.option_strings
+        assert set(field.metadata["flags"]) <= set(action.option_strings)
+        assert field.metadata["help"] in action.help
+        shown = field_default(field.name)
+        if "(default:" not in field.metadata["help"]:
+            text = {None: "none", True: "true", False: "false"}.get(shown, str(shown)) if not isinstance(
+                shown, (int, float)) or isinstance(shown, bool) else str(shown)
+            assert f"[default: {text}]" in action.help, field.name
+    assert all(a.help for a in visible_actions(train))
+
+
+def test_every_evaluate_and_plot_option_has_help():
+    for name in ("evaluate", "plot", "presets"):
+        for action in visible_actions(subparser(name)):
+            assert action.help and len(action.help) > 10, (name, action.dest)
+
+
+def test_readme_algorithms_are_all_reachable_by_algorithm():
+    """Each row of the README's algorithm table resolves to one of the triples that row lists."""
+    import re
+
+    from boml.workflow.config import algorithm_key
+
+    text = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    table = text[text.index("| algorithm |"):].split("\n\n")[0].splitlines()[2:]
+    assert len(table) >= 12
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        name = re.split(r"[ (]", cells[0])[0]
+        method, inner, outer = [part.strip() for part in cells[1].split("/")]
+        config = workflow.Config(algorithm=algorithm_key(name)).resolved()
+        assert config.method == method, name
+        assert config.inner_method in inner.split(" or "), name
+        assert config.outer_method in outer.split(" or "), name
+
+
+@pytest.mark.parametrize("algorithm,flags", [("reptile", {}), ("mtnet", {"use_t": True, "use_mask": True}),
+                                             ("FMAML", {"first_order": True}), ("Forward-mode", {})])
+def test_new_algorithm_names(algorithm, flags):
+    config = config_from_args(parse("--algorithm", algorithm)).validate()
+    assert all(getattr(config, k) == v for k, v in flags.items())
+
+
+def test_presets_are_listed_with_their_descriptions(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    for name, description in workflow.presets.PRESET_DESCRIPTIONS.items():
+        assert f"{name}: {description}" in out
+    assert set(workflow.presets.PRESET_DESCRIPTIONS) == set(workflow.PRESETS)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["presets"], ["evaluate", "--help"],
+                                  ["data", "--help"]])
+def test_help_and_presets_do_not_import_tensorflow(argv):
+    """``python -X importtime`` lists every module imported: TensorFlow must not be one of them."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "boml", *argv], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import")]
+    assert "boml.__main__" in imported or "boml" in imported
+    assert not [m for m in imported if m.split(".")[0] in ("tensorflow", "matplotlib")]
+
+
+def test_missing_data_names_the_command_and_leaves_no_run_behind(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DATASETS_FOLDER", str(tmp_path / "datasets"))
+    logdir = tmp_path / "logs"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--preset", "maml-omniglot-5w1s", "--logdir", str(logdir)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "MissingDataError" in err and err.strip().endswith("python -m boml data fetch omniglot")
+    assert not logdir.exists()

@@ -8,6 +8,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from boml import workflow
+from boml.workflow import trainer
 from boml.errors import (DataNotFoundError, InvalidArgumentError, InvalidCombinationError, UnknownNameError)
 
 
@@ -112,8 +113,8 @@ def runs(tmp_path_factory):
             return super().run(*args, **kwargs)
 
     out = {"dir": tmp_path, "calls": {}}
-    original = workflow.tf.Session
-    workflow.tf.Session = CountingSession
+    original = trainer.tf.Session
+    trainer.tf.Session = CountingSession
     try:
         for name, iterations in (("straight", 6), ("split", 3)):
             calls["n"] = 0
@@ -121,7 +122,7 @@ def runs(tmp_path_factory):
                 out[name] = workflow.train(tiny(tmp_path, name=name, meta_train_iterations=iterations), log=quiet)
             out["calls"][name] = calls["n"]
     finally:
-        workflow.tf.Session = original
+        trainer.tf.Session = original
     lines = []
     with tf.Graph().as_default():
         out["resumed"] = workflow.train(tiny(tmp_path, name="split", meta_train_iterations=6, print_interval=2,
@@ -226,3 +227,101 @@ def test_maml_learns_on_synthetic(tmp_path):
                              save_interval=0, print_interval=0)
     results = workflow.train(config, log=quiet)
     assert results["test"]["accuracy"] > 0.35  # chance is 0.2
+
+
+# ------------------------------------------------------------------------------------------ run names
+def changed_value(field, value):
+    kind, _ = workflow.config.field_type(field)
+    choices = field.metadata["choices"]
+    if choices:
+        return next(c for c in choices if c != value)
+    if kind is bool:
+        return not value
+    if value is None:
+        return 3
+    if kind is str:
+        return "Momentum" if value != "Momentum" else "Adam"
+    return value + 1 if kind is int else value * 2 + 0.5
+
+
+def test_every_structural_field_changes_the_derived_run_name():
+    """The run name and the resume check read one list: two runs that cannot resume each other never share a name."""
+    base = workflow.Config()
+    for name in workflow.config.structural_fields():
+        field = workflow.Config.__dataclass_fields__[name]
+        if name in ("method", "inner_method", "outer_method"):
+            other = base.replace(algorithm=None, method="MetaInit", inner_method="Simple", outer_method="Reptile")
+        else:
+            other = base.replace(**{name: changed_value(field, getattr(base.resolved(), name))})
+        assert other.run_name != base.run_name, name
+        changed = "outer_method" if name in ("method", "inner_method") else name
+        with pytest.raises(InvalidArgumentError, match=f"{changed}: saved"):
+            workflow.config.check_resumable(base.resolved().to_dict(), other.resolved(), "run")
+
+
+def test_run_names_show_the_split_and_the_filters():
+    name = workflow.preset("maml-omniglot-5w1s").run_name
+    assert name == "maml_omniglot_vinyals_5way1shot_tq5_mbs8_T1_lr0.4_mlr0.001_seed0_nf32"
+    assert workflow.preset("maml-omniglot-5w1s", split="lake").run_name != name
+    assert workflow.Config(name="mine").run_name == "mine"
+    # settings that do not change the graph or the episodes keep the name (the run can be resumed with them)
+    assert workflow.preset("maml-omniglot-5w1s", max_minutes=5, print_interval=7, logdir="x").run_name == name
+
+
+# ------------------------------------------------------------------------------------------ TensorBoard
+def points(run_dir):
+    seen = []
+    for event_file in sorted(run_dir.glob("events.out.tfevents.*")):
+        for event in tf.train.summary_iterator(str(event_file)):
+            seen.extend((v.tag, event.step) for v in event.summary.value)
+    return seen
+
+
+class FailingTrain:
+    """The training split of a dataset whose ``calls``-th batch raises (a crash after a checkpoint)."""
+
+    def __init__(self, train, calls):
+        self.train, self.left = train, calls
+
+    def __getattr__(self, name):
+        return getattr(self.train, name)
+
+    def generate_batch(self, *args, **kwargs):
+        self.left -= 1
+        if self.left < 0:
+            raise RuntimeError("simulated crash")
+        return self.train.generate_batch(*args, **kwargs)
+
+
+def test_a_resumed_run_writes_each_tensorboard_point_once(tmp_path):
+    config = tiny(tmp_path, name="tb", meta_train_iterations=6, save_interval=2, print_interval=1, val_interval=3)
+    dataset = workflow.load_dataset(config.validate())
+    crashing = type(dataset)(FailingTrain(dataset.train, 5), dataset.validation, dataset.test)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        workflow.train(config, dataset=crashing, log=quiet)  # logs steps 1-5, last checkpoint at 4
+    assert workflow.latest_checkpoint(str(tmp_path / "tb")).endswith("ckpt-4")
+    assert max(step for _, step in points(tmp_path / "tb")) == 5
+    workflow.train(config, dataset=dataset, log=quiet)  # resumes at 4: steps 5 and 6 again, then the test
+    workflow.train(config, dataset=dataset, log=quiet)  # nothing to train: the test at step 6 again
+    seen = points(tmp_path / "tb")
+    assert len(seen) == len(set(seen))
+    assert sorted(s for t, s in seen if t == "train/outer_loss") == [1, 2, 3, 4, 5, 6]
+    assert [s for t, s in seen if t == "validation/accuracy"] == [3, 6]
+    assert [s for t, s in seen if t == "test/accuracy"] == [6]
+
+
+# ------------------------------------------------------------------------------------------ failed starts
+def test_a_run_that_fails_before_its_first_checkpoint_leaves_no_config(tmp_path):
+    """The graph cannot be built (Forward with too many hyperparameters): no run directory is left."""
+    config = tiny(tmp_path, name="failed", algorithm="forward", forward_max_dim=1)
+    with pytest.raises(Exception) as error:
+        workflow.train(config, log=quiet)
+    assert "forward_max_dim" in str(error.value)
+    assert not (tmp_path / "failed").exists()
+
+
+def test_reptile_and_mtnet_train_through_the_workflow(tmp_path):
+    for algorithm in ("reptile", "mtnet"):
+        results = workflow.train(tiny(tmp_path, name=algorithm, algorithm=algorithm, meta_train_iterations=2,
+                                      test_episodes=5), log=quiet)
+        assert results["iterations"] == 2 and np.isfinite(results["final_running"]["outer_loss"])

@@ -1,0 +1,106 @@
+"""The graph of a run: the original README's construction for the configured algorithm."""
+from dataclasses import dataclass, field
+from typing import Any, Dict
+
+import tensorflow.compat.v1 as tf
+
+from boml import extension, utils
+from boml.boml_optimizer import BOMLOptimizer
+from boml.load_data import BOMLExperiment
+from boml.workflow.config import Config
+
+@dataclass
+class Model:
+    """The graph of a run (built by :func:`build_model`).
+
+    Attributes:
+        config: the resolved configuration.
+        boml_ho: the ``BOMLOptimizer``.
+        experiment: the batched ``BOMLExperiment``.
+        inner_grad: the lower strategy returned by ``ll_problem``.
+        accuracy: query accuracy of one task (built on the task variables).
+        adapted_accuracy, adapted_loss: per-task query accuracy and loss after adapting
+            each task with the training dynamics for ``config.eval_T`` steps.
+        saver: ``tf.train.Saver`` over the global variables.
+    """
+
+    config: Config
+    boml_ho: BOMLOptimizer
+    experiment: BOMLExperiment
+    inner_grad: Any
+    accuracy: tf.Tensor
+    adapted_accuracy: tf.Tensor
+    adapted_loss: tf.Tensor
+    saver: tf.train.Saver
+    extras: Dict[str, tf.Tensor] = field(default_factory=dict)
+
+    @property
+    def global_step(self):
+        """The facade's global step (meta-iterations done)."""
+        return self.boml_ho.global_step
+
+
+def build_model(config: Config, dataset) -> Model:
+    """Builds the meta-learning graph of ``config`` in the default graph.
+
+    The construction is the original README's: a meta-learner, a base learner
+    per task (the MetaInit task network, or a linear head on the MetaFeat
+    features), the inner objective on the support set and the outer one on the
+    query set, then ``ll_problem``, ``ul_problem`` and ``aggregate_all``.
+
+    Args:
+        config: a configuration (validated here).
+        dataset: the ``Datasets`` returned by :func:`load_dataset`.
+
+    Returns:
+        The :class:`Model`.
+    """
+    c = config.validate()
+    tf.set_random_seed(c.seed)
+    ex = BOMLExperiment(dataset, meta_batch_size=c.meta_batch_size)
+    boml_ho = BOMLOptimizer(c.method, c.inner_method, c.outer_method, truncate_iter=c.truncate_iter)
+    net_args = {"dim_hidden": (c.num_filters,) * 4} if c.num_filters else {}
+    meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1", use_t=c.use_t, use_warp=c.use_warp,
+                                        **net_args)
+    if c.method == "MetaInit":
+        ex.model = boml_ho.base_learner(ex.x, meta_learner, name="task_net")
+        query_out = ex.model.re_forward(ex.x_).out
+    else:
+        head_init = tf.glorot_uniform_initializer if c.xavier else tf.zeros_initializer
+        features = meta_learner.re_forward(ex.x).out
+        ex.model = boml_ho.base_learner(features, meta_learner, name="classifier", weights_initializer=head_init)
+        query_out = ex.model.re_forward(meta_learner.re_forward(ex.x_).out).out
+    inner_objective = utils.cross_entropy(ex.model.out, ex.y)
+    outer_objective = utils.cross_entropy(query_out, ex.y_)
+    accuracy = utils.classification_acc(query_out, ex.y_)
+    ex.errors.update(training=inner_objective, validation=outer_objective)
+    ex.scores["accuracy"] = accuracy
+
+    ll_options = dict(inner_objective_optimizer=c.inner_opt, outer_objective=outer_objective,
+                      learn_lr=c.learn_lr, first_order=c.first_order, momentum=c.momentum,
+                      lr_granularity=c.lr_granularity, use_mask=c.use_mask)
+    if c.inner_method == "Aggr":
+        ll_options.update(alpha_init=c.alpha, s=c.bda_s, t=c.bda_t, learn_alpha=c.learn_alpha,
+                          learn_alpha_itr=c.learn_alpha_itr, learn_st=c.learn_st)
+    inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=c.lr, T=c.T, experiment=ex,
+                                    var_list=ex.model.var_list, **ll_options)
+    boml_ho.ul_problem(outer_objective, meta_learning_rate=c.meta_lr, inner_grad=inner_grad,
+                       mlr_decay=c.meta_lr_decay_rate, outer_objective_optimizer=c.outer_opt, momentum=c.momentum,
+                       meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS),
+                       parallel_iterations=c.parallel_iterations, forward_max_dim=c.forward_max_dim)
+    clip = (lambda g: tf.clip_by_value(g, -c.clip_value, c.clip_value)) if c.clip_value > 0 else None
+    boml_ho.aggregate_all(gradient_clip=clip)
+    adapted_accuracy, adapted_loss = boml_ho.adapted([accuracy, outer_objective], inner_grad, T=c.eval_T)
+    extras = {}
+    learned = boml_ho.param_dict
+    if c.learn_lr:
+        extras["lr"] = tf.reduce_mean(boml_ho.learning_rate)
+    for key in ("alpha", "s", "t"):
+        if key in learned and isinstance(learned[key], tf.Variable):
+            extras[key] = tf.reduce_mean(learned[key])
+    saver = tf.train.Saver(tf.global_variables(), max_to_keep=c.keep_checkpoints)
+    return Model(config=c, boml_ho=boml_ho, experiment=ex, inner_grad=inner_grad, accuracy=accuracy,
+                 adapted_accuracy=adapted_accuracy, adapted_loss=adapted_loss, saver=saver, extras=extras)
+
+
+__all__ = ["Model", "build_model"]

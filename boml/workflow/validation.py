@@ -1,0 +1,92 @@
+"""The checks of a resolved :class:`~boml.workflow.config.Config` (names read from the registries)."""
+import numbers
+import os
+
+from boml.errors import InvalidArgumentError, InvalidCombinationError, UnknownNameError, describe_allowed
+from boml.workflow.config import DATASETS, LR_GRANULARITIES, SPLITS, field_type, fields, is_finite_number
+
+
+def inner_optimizer_names():
+    """The registered inner optimizers (``boml.extension.OPTIMIZERS``)."""
+    import boml.optimizer  # noqa: F401  (registers the built-in optimizers)
+    from boml import extension
+
+    return sorted(extension.OPTIMIZERS.names())
+
+
+def outer_optimizer_names():
+    """The outer optimizers the facade accepts (``ul_problem(outer_objective_optimizer=...)``)."""
+    from boml.boml_optimizer import optimizer as facade
+
+    return sorted(facade.OUTER_OPTIMIZERS)
+
+
+def _check_range(field, value):
+    kind, optional = field_type(field)
+    if value is None and optional:
+        return
+    minimum, strict = field.metadata["minimum"], field.metadata["strict"]
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None
+                                                                                   and value < minimum):
+            raise InvalidArgumentError(f"{field.name} must be an integer >= {minimum}; received {value!r}.")
+    elif kind is float:
+        if not is_finite_number(value):
+            raise InvalidArgumentError(f"{field.name} must be a finite number; received {value!r}.")
+        if minimum is not None and (value <= minimum if strict else value < minimum):
+            bound = "a positive finite number" if strict and minimum == 0 else f"a finite number >= {minimum}"
+            raise InvalidArgumentError(f"{field.name} must be {bound}; received {value!r}.")
+    elif kind is bool and not isinstance(value, bool):
+        raise InvalidArgumentError(f"{field.name} must be true or false; received {value!r}.")
+
+
+def validate(c):
+    """Checks every field of the resolved configuration ``c`` and returns it.
+
+    Raises:
+        UnknownNameError: unknown dataset, split, optimizer or step-size granularity.
+        InvalidCombinationError: the method triple is not allowed.
+        InvalidArgumentError: a value is out of range or flags contradict each other.
+    """
+    from boml.boml_optimizer import allowed_triples
+
+    if (c.method, c.inner_method, c.outer_method) not in set(allowed_triples()):
+        raise InvalidCombinationError(
+            f"The combination (method={c.method!r}, inner_method={c.inner_method!r}, "
+            f"outer_method={c.outer_method!r}) is not allowed; allowed triples: "
+            f"{', '.join(str(t) for t in allowed_triples())}."
+        )
+    for what, value, allowed in (("dataset", c.dataset, DATASETS), ("split", c.split, SPLITS),
+                                 ("inner_opt", c.inner_opt, inner_optimizer_names()),
+                                 ("outer_opt", c.outer_opt, outer_optimizer_names()),
+                                 ("lr_granularity", c.lr_granularity, LR_GRANULARITIES)):
+        if value not in allowed:
+            raise UnknownNameError(f"Unknown {what} {value!r}; allowed: {describe_allowed(allowed)}.")
+    if isinstance(c.classes, numbers.Integral) and not isinstance(c.classes, bool) and c.classes < 2:
+        raise InvalidArgumentError(f"classes must be >= 2 (N-way classification); received {c.classes}.")
+    for field in fields():
+        _check_range(field, getattr(c, field.name))
+    if c.truncate_iter >= 0 and c.outer_method != "Reverse":
+        raise InvalidArgumentError(
+            f"truncate_iter={c.truncate_iter} needs outer_method='Reverse' (TRHG); received "
+            f"outer_method={c.outer_method!r}."
+        )
+    if c.truncate_iter > c.T:
+        raise InvalidArgumentError(f"truncate_iter={c.truncate_iter} cannot exceed T={c.T}.")
+    if any((c.learn_alpha, c.learn_alpha_itr, c.learn_st)) and c.inner_method != "Aggr":
+        raise InvalidArgumentError(
+            "learn_alpha, learn_alpha_itr and learn_st are BDA settings; they need inner_method='Aggr' "
+            f"(algorithm 'bda'); received inner_method={c.inner_method!r}."
+        )
+    if c.method == "MetaFeat" and (c.first_order or c.use_t or c.use_mask or c.use_warp):
+        raise InvalidArgumentError(
+            "first_order, use_t, use_mask and use_warp apply to the MetaInit family (MAML, MT-net, WarpGrad); "
+            f"received method={c.method!r}."
+        )
+    if c.name is not None and (not c.name or os.sep in c.name):
+        raise InvalidArgumentError(f"name must be a non-empty directory name without {os.sep!r}; "
+                                   f"received {c.name!r}.")
+    return c
+
+
+__all__ = ["validate", "inner_optimizer_names", "outer_optimizer_names"]
