@@ -258,7 +258,11 @@ def _run(args):
         from boml.data_command import run_data_command
 
         return run_data_command(args) or 0
-    config = locate_data(config_from_args(args)) if args.command == "train" else None
+    config = None
+    if args.command == "train":
+        config = config_from_args(args)
+        config.resolved()  # a bad algorithm name is reported before the data search
+        config = locate_data(config)
     noise = _start_tensorflow(args.verbose)
     _configure_logging(args.quiet, args.verbose)
     try:
