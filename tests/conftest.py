@@ -74,6 +74,12 @@ def real_data():
 
 
 @pytest.fixture
+def real_omniglot(real_data):
+    """The real 28x28 Omniglot folder (``omniglot_resized`` or ``omniglot`` in a real-data root)."""
+    return real_data("omniglot_resized", "omniglot")
+
+
+@pytest.fixture
 def shared_data():
     """The first real datasets folder that exists (``../shared/data`` or ``$DATASETS_FOLDER``).
 

@@ -18,21 +18,13 @@ def _load(name):
     return module
 
 
-@pytest.fixture
-def omniglot_folder(shared_data):
-    folder = os.path.join(shared_data, "omniglot_resized")
-    if not os.path.exists(folder):
-        pytest.skip(f"Omniglot not found at {folder}")
-    return folder
-
-
 @pytest.mark.parametrize("example,flags", [
     ("maml_omniglot", ["--num_filters", "16", "--meta_batch_size", "4", "--meta_lr", "3e-3"]),
     ("meta_feat_omniglot", ["--meta_batch_size", "4", "--T", "3"]),
 ])
-def test_example_learns_on_real_omniglot(omniglot_folder, example, flags, capsys):
+def test_example_learns_on_real_omniglot(real_omniglot, example, flags, capsys):
     module = _load(example)
-    mean, ci = module.main(["--data_folder", omniglot_folder, "--iterations", "30", "--test_episodes", "50",
+    mean, ci = module.main(["--data_folder", real_omniglot, "--iterations", "30", "--test_episodes", "50",
                             "--print_interval", "10"] + flags)
     printed = capsys.readouterr().out
     assert "Iteration 30" in printed and "test accuracy" in printed

@@ -45,14 +45,6 @@ def _results(driver, folder):
     return _load_example().main([driver, "--data_folder", folder, "--print_interval", "50"] + CI_FLAGS[driver])
 
 
-@pytest.fixture
-def omniglot_folder(shared_data):
-    folder = os.path.join(shared_data, "omniglot_resized")
-    if not os.path.exists(folder):
-        pytest.skip(f"Omniglot not found at {folder}")
-    return folder
-
-
 def _accuracies(results, mode):
     value = results[mode]
     if isinstance(value, Exception):
@@ -74,28 +66,28 @@ def _assert_same_episodes(accuracies, reference):
 
 
 @pytest.mark.parametrize("driver", ["meta_init", "meta_feat"])
-def test_adapted_accuracy_is_well_above_chance(omniglot_folder, driver):
-    accuracies = _accuracies(_results(driver, omniglot_folder), "adapted")
+def test_adapted_accuracy_is_well_above_chance(real_omniglot, driver):
+    accuracies = _accuracies(_results(driver, real_omniglot), "adapted")
     assert accuracies.size == 40
     _assert_well_above_chance(accuracies)
 
 
-def test_meta_init_plain_session_run_reports_the_adapted_accuracy(omniglot_folder):
-    results = _results("meta_init", omniglot_folder)
+def test_meta_init_plain_session_run_reports_the_adapted_accuracy(real_omniglot):
+    results = _results("meta_init", real_omniglot)
     plain = _accuracies(results, "plain")
     _assert_well_above_chance(plain)
     _assert_same_episodes(plain, _accuracies(results, "adapted"))
 
 
 @pytest.mark.parametrize("driver", ["meta_init", "meta_feat"])
-def test_original_evaluation_protocol_equals_adapted(omniglot_folder, driver):
-    results = _results(driver, omniglot_folder)
+def test_original_evaluation_protocol_equals_adapted(real_omniglot, driver):
+    results = _results(driver, real_omniglot)
     protocol = _accuracies(results, "protocol")
     _assert_well_above_chance(protocol)
     _assert_same_episodes(protocol, _accuracies(results, "adapted"))
 
 
-def test_meta_feat_run_leaves_the_task_variables_adapted(omniglot_folder):
-    gap = _results("meta_feat", omniglot_folder)["after_run"]
+def test_meta_feat_run_leaves_the_task_variables_adapted(real_omniglot):
+    gap = _results("meta_feat", real_omniglot)["after_run"]
     assert not isinstance(gap, Exception), gap
     assert gap < 1e-5
