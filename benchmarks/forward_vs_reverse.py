@@ -52,7 +52,7 @@ def measure(method, dim, T, args):
     import tensorflow.compat.v1 as tf
 
     import boml
-    from boml.hyperclean import current_memory_mb, peak_memory_mb, reset_peak_memory
+    from boml.memory import current_memory_mb, peak_memory_mb, reset_peak_memory
 
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)

@@ -1,7 +1,7 @@
-"""Data hyper-cleaning, small CI version: few examples and steps, on MNIST-layout files written here and on
-the real MNIST (skipped when absent).
+"""Data hyper-cleaning (``examples/hyper_cleaning.py``), small CI version: few examples and steps, on
+MNIST-layout files written here and on the real MNIST (skipped when absent).
 
-The full benchmark is ``python examples/hyper_cleaning.py``."""
+The full benchmark is ``python examples/hyper_cleaning.py``; the tests import the example's functions."""
 import importlib.util
 import os
 import subprocess
@@ -12,10 +12,19 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import data_trees
-from boml import hyperclean
 from boml.errors import DataError, InvalidArgumentError, MissingDataError, UnknownNameError
 
 EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "hyper_cleaning.py")
+
+
+def _example():
+    spec = importlib.util.spec_from_file_location("hyper_cleaning_example", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+hyperclean = _example()
 
 
 @pytest.fixture(params=["generated", "real"])
@@ -50,16 +59,8 @@ def test_prepare_data_checks_its_arguments(mnist_folder):
         hyperclean.prepare_data(mnist_folder[0], n_train=200, n_valid=200)
 
 
-def _example():
-    spec = importlib.util.spec_from_file_location("hyper_cleaning_example", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_example_reads_mnist_from_the_datasets_folder(empty_datasets_folder, tmp_path, capsys):
-    example = _example()
-    assert example.main(["--methods", "baseline", "--quiet"]) == 2
+    assert hyperclean.main(["--methods", "baseline", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert os.path.join(empty_datasets_folder, "mnist") in err and "python -m boml data fetch mnist" in err
     with pytest.raises(MissingDataError):

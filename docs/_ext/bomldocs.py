@@ -34,7 +34,7 @@ from sphinx.util.nodes import nested_parse_with_titles
 LOGGER = logging.getLogger(__name__)
 
 #: Modules documented only when they import (strategies being added by other work).
-OPTIONAL_MODULES = ("boml.upper_iter.forward", "boml.upper_iter.reptile", "boml.hyperclean")
+OPTIONAL_MODULES = ("boml.upper_iter.forward", "boml.upper_iter.reptile")
 #: Modules that are scripts, not API.
 SKIPPED_MODULES = ("boml.__main__",)
 
