@@ -1,4 +1,8 @@
-"""Losses, metrics, regularizers and small helpers used with boml.
+"""Losses, metrics, regularizers, feeds and the original BOML's ``boml.utils`` helpers.
+
+The numpy helpers (``get_rand_state``, ``as_list``, ``as_tuple_or_list``, ``flatten_list``,
+``maybe_call``, ``merge_dicts``, ``isinteger``, ``mean_std_ci``) are defined once in
+:mod:`boml.helpers` and importable from here as in the original.
 
 Besides boml's own helpers, this module keeps the names of the original BOML's
 ``boml.utils`` (``BatchQueueMock``, ``get_default_session``,
@@ -19,6 +23,16 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import DataError, InvalidArgumentError, ShapeError
+from boml.helpers import (  # noqa: F401 - original boml.utils names, defined once in boml.helpers
+    as_list,
+    as_tuple_or_list,
+    flatten_list,
+    get_rand_state,
+    isinteger,
+    maybe_call,
+    mean_std_ci,
+    merge_dicts,
+)
 from boml.load_data.datasets.structures import BatchQueueMock  # noqa: F401 - original boml.utils name
 
 logger = logging.getLogger(__name__)
@@ -140,21 +154,7 @@ def run_on_episodes(session, tensors, experiment, meta_dataset, n_episodes, rand
 
 
 # ------------------------------------------------------------------------------------ helpers
-def merge_dicts(*dicts):
-    """A new dict with the items of ``dicts`` (later ones win); None entries are skipped."""
-    merged = {}
-    for d in dicts:
-        if d:
-            merged.update(d)
-    return merged
-
-
 merge_two_dicts = merge_dicts
-
-
-def maybe_call(obj, *args, **kwargs):
-    """``obj(*args, **kwargs)`` if ``obj`` is callable, else ``obj``."""
-    return obj(*args, **kwargs) if callable(obj) else obj
 
 
 def maybe_eval(a, ss=None):
@@ -162,19 +162,6 @@ def maybe_eval(a, ss=None):
     if isinstance(a, (tf.Tensor, tf.Variable)):
         return (ss or tf.get_default_session()).run(a)
     return a
-
-
-def as_list(obj):
-    """``obj`` as a list (None -> [], tuples and lists copied, anything else wrapped)."""
-    if obj is None:
-        return []
-    if isinstance(obj, (list, tuple)):
-        return list(obj)
-    return [obj]
-
-
-def as_tuple_or_list(obj):
-    return obj if isinstance(obj, (list, tuple)) else [obj]
 
 
 def vectorize_all(var_list):
@@ -188,39 +175,11 @@ def dot(a, b, name="dot"):
         return tf.reduce_sum(a * b)
 
 
-def flatten_list(lst):
-    return [item for sub in lst for item in as_list(sub)]
-
-
-def get_rand_state(rand=None):
-    """A ``numpy.random.RandomState`` from None, an int, a sequence of ints or a RandomState."""
-    if isinstance(rand, np.random.RandomState):
-        return rand
-    if rand is None or isinstance(rand, (int, np.integer, list, tuple, np.ndarray)):
-        return np.random.RandomState(rand)
-    raise InvalidArgumentError(
-        f"rand must be None, an int seed, a sequence of ints or a numpy RandomState; received {rand!r}."
-    )
-
-
 def set_gpu():
     """A session ConfigProto that grows GPU memory as needed and allows soft placement."""
     config = tf.ConfigProto(allow_soft_placement=True)
     config.gpu_options.allow_growth = True
     return config
-
-
-def mean_std_ci(measures, mul=1.0):
-    """Mean, standard deviation and 95% confidence half-width of ``measures`` (times ``mul``)."""
-    measures = np.asarray(measures, dtype=np.float64) * mul
-    if measures.size == 0:
-        raise InvalidArgumentError("mean_std_ci needs at least one measure; received none.")
-    std = measures.std(ddof=1) if measures.size > 1 else 0.0
-    return measures.mean(), std, 1.96 * std / np.sqrt(measures.size)
-
-
-def isinteger(num):
-    return isinstance(num, (int, np.integer)) and not isinstance(num, bool)
 
 
 # ------------------------------------------------------------------------------------ original BOML helpers

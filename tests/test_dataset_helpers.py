@@ -36,6 +36,6 @@ def test_balance_check_of_datasets():
 def test_list_and_dict_helpers():
     assert dl_utils.as_list([1, 2]) == [1, 2]
     assert dl_utils.as_list(None) == [] and dl_utils.as_list((1, 2)) == [1, 2] and dl_utils.as_list(3) == [3]
-    assert dl_utils.as_tuple_or_list(5) == (5,) and dl_utils.as_tuple_or_list([5]) == [5]
+    assert dl_utils.as_tuple_or_list(5) == [5] and dl_utils.as_tuple_or_list([5]) == [5]
     assert dl_utils.merge_dicts({"a": 1}, None, {"a": 2, "b": 3}) == {"a": 2, "b": 3}  # later ones win
     assert dl_utils.maybe_call(lambda k: k + 1, 1) == 2 and dl_utils.maybe_call(7, 1) == 7

@@ -9,9 +9,10 @@ from boml.setup_model import network_utils
 
 
 def test_mean_std_ci_of_four_measures():
-    # std (population) of 1..4 is sqrt(1.25); the 95% half-width 1.96 sqrt(1.25) / sqrt(3) = 1.2652.
+    # sample std of 1..4 is sqrt(5/3); the 95% half-width 1.96 sqrt(5/3) / sqrt(4) = 1.96 sqrt(1.25) / sqrt(3) = 1.2652
+    # (the original's population-std formula gives the same half-width).
     mean, std, ci = network_utils.mean_std_ci([1.0, 2.0, 3.0, 4.0], mul=100)
-    assert (mean, std, ci) == (pytest.approx(250.0), pytest.approx(111.80340), pytest.approx(126.5175, abs=1e-4))
+    assert (mean, std, ci) == (pytest.approx(250.0), pytest.approx(129.09944), pytest.approx(126.5175, abs=1e-4))
     assert network_utils.mean_std_ci([1.0, 2.0, 3.0, 4.0], tex=True) == "$2.50 \\pm 1.27$"
     assert np.isnan(network_utils.half_int([1.0]))  # no interval from one measure
 
@@ -55,7 +56,7 @@ def test_as_initializer_accepts_classes_instances_and_constants(session):
 def test_original_helpers():
     assert network_utils.as_list(None) == [] and network_utils.as_list((1,)) == [1]
     assert network_utils.as_list("ab") == ["ab"]  # a string is one item, not characters
-    assert network_utils.as_tuple_or_list(2) == (2,) and network_utils.maybe_call(lambda: 4) == 4
+    assert network_utils.as_tuple_or_list(2) == [2] and network_utils.maybe_call(lambda: 4) == 4
     assert network_utils.maybe_get([5, 6], 1) == 6 and network_utils.maybe_get("ab", 1) == "ab"
     assert network_utils.maybe_get(7, 3) == 7
     assert network_utils.flatten_list([[1], [2, 3]]) == [1, 2, 3]

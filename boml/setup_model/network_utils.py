@@ -23,60 +23,22 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError, ShapeError
+from boml.helpers import (  # noqa: F401 - the original network_utils names, defined once in boml.helpers
+    as_list,
+    as_tuple_or_list,
+    flatten_list,
+    get_rand_state,
+    half_int,
+    is_positive_int,
+    maybe_call,
+    maybe_get,
+    mean_std_ci,
+    name_from_dict,
+    name_from_vars,
+)
 
 BATCH_NORM_EPSILON = 1e-3
 """Variance epsilon of :func:`batch_norm` (the value of the original BOML layers)."""
-
-
-# ------------------------------------------------------------------------------ generic helpers
-def as_list(obj):
-    """``obj`` as a list: lists/tuples are copied, None gives ``[]``, anything else is wrapped."""
-    if obj is None:
-        return []
-    if isinstance(obj, (list, tuple)):
-        return list(obj)
-    return [obj]
-
-
-def as_tuple_or_list(obj):
-    """``obj`` unchanged if it is a tuple or list, else ``(obj,)``."""
-    return obj if isinstance(obj, (list, tuple)) else (obj,)
-
-
-def maybe_call(obj, *args, **kwargs):
-    """``obj(*args, **kwargs)`` if ``obj`` is callable, else ``obj``."""
-    return obj(*args, **kwargs) if callable(obj) else obj
-
-
-def maybe_get(obj, i):
-    """``obj[i]`` if ``obj`` supports indexing, else ``obj``."""
-    return obj[i] if hasattr(obj, "__getitem__") and not isinstance(obj, str) else obj
-
-
-def flatten_list(lst):
-    """Concatenates a list of lists."""
-    return [item for sub in lst for item in sub]
-
-
-def name_from_vars(var_dict, *vars_):
-    """A readable name ``key1_value1_key2_value2`` for the listed keys of ``var_dict``."""
-    return "_".join(f"{k}_{var_dict[k]}" for k in vars_ if k in var_dict)
-
-
-def name_from_dict(dct, *exclude):
-    """A readable name from all entries of ``dct`` except the ``exclude`` keys."""
-    return "_".join(f"{k}_{v}" for k, v in sorted(dct.items()) if k not in exclude)
-
-
-def get_rand_state(rand=None):
-    """A ``numpy.random.RandomState``: ``rand`` itself, seeded from an int, or a fresh one."""
-    if isinstance(rand, np.random.RandomState):
-        return rand
-    if rand is None or isinstance(rand, numbers.Integral):
-        return np.random.RandomState(rand)
-    raise InvalidArgumentError(
-        f"rand must be None, an integer seed or a numpy RandomState; received {rand!r}."
-    )
 
 
 def filter_vars(var_name, scope=None):
@@ -85,31 +47,9 @@ def filter_vars(var_name, scope=None):
             if v.name.split(":")[0].endswith(var_name)]
 
 
-def half_int(arr):
-    """Half width of the 95% confidence interval of the mean of ``arr`` (``1.96 * std / sqrt(n - 1)``)."""
-    arr = np.asarray(arr, dtype=np.float64)
-    if arr.size < 2:
-        return float("nan")
-    return float(1.96 * np.std(arr) / np.sqrt(arr.size - 1))
-
-
-def mean_std_ci(measures, mul=1.0, tex=False):
-    """Mean, standard deviation and 95% half confidence interval of ``measures`` (scaled by ``mul``)."""
-    measures = np.asarray(measures, dtype=np.float64) * mul
-    mean, std, ci = float(np.mean(measures)), float(np.std(measures)), half_int(measures)
-    if tex:
-        return f"${mean:.2f} \\pm {ci:.2f}$"
-    return mean, std, ci
-
-
 def leaky_relu(x, alpha=0.2, name="leaky_relu"):
     """``max(x, alpha * x)``."""
     return tf.maximum(x, alpha * x, name=name)
-
-
-def is_positive_int(value):
-    """True for integers > 0 (``bool`` excluded)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
 
 
 # -------------------------------------------------------------------------------- initializers

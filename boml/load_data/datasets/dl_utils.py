@@ -1,13 +1,15 @@
-"""Small numpy helpers of the data layer: random states, one-hot encoding, data folder.
+"""Small numpy helpers of the data layer: one-hot encoding, the data folder, balanced class indices.
 
+The original ``dl_utils`` names ``get_rand_state``, ``maybe_call``, ``as_list``, ``as_tuple_or_list``
+and ``merge_dicts`` are importable from here; they are defined once in :mod:`boml.helpers`.
 Nothing here imports TensorFlow.
 """
-import numbers
 import os
 
 import numpy as np
 
 from boml.errors import DataError, InvalidArgumentError
+from boml.helpers import as_list, as_tuple_or_list, get_rand_state, maybe_call, merge_dicts
 from boml.load_data.datasets.locations import DATASETS_FOLDER_ENV, default_datasets_folder
 
 __all__ = [
@@ -22,29 +24,6 @@ __all__ = [
     "test_if_balanced",
     "get_indices_balanced_classes",
 ]
-
-
-def get_rand_state(rand=None):
-    """Returns a ``np.random.RandomState`` built from ``rand``.
-
-    ``None`` gives a fresh, unseeded state; an integer gives ``RandomState(rand)``; a
-    ``RandomState`` is returned as is (so that it keeps advancing across calls).
-    """
-    if rand is None:
-        return np.random.RandomState()
-    if isinstance(rand, np.random.RandomState):
-        return rand
-    if isinstance(rand, numbers.Integral) and not isinstance(rand, bool):
-        if rand < 0:
-            raise InvalidArgumentError(
-                f"rand must be a non-negative seed; got {rand!r}. "
-                "Pass None, an int >= 0 or a numpy.random.RandomState."
-            )
-        return np.random.RandomState(int(rand))
-    raise InvalidArgumentError(
-        f"rand must be None, an int seed or a numpy.random.RandomState; got {rand!r} "
-        f"(type {type(rand).__name__}). Pass one of those."
-    )
 
 
 def to_one_hot_enc(seq, dimension=None):
@@ -85,38 +64,6 @@ def datasets_folder(*subfolders):
     Extra arguments are joined to it, e.g. ``datasets_folder("omniglot")``.
     """
     return os.path.join(default_datasets_folder(), *subfolders)
-
-
-def maybe_call(obj, *args, **kwargs):
-    """Calls ``obj(*args, **kwargs)`` if it is callable, else returns ``obj``."""
-    if callable(obj):
-        return obj(*args, **kwargs)
-    return obj
-
-
-def as_list(obj):
-    """Wraps a non-list in a list; ``None`` gives ``[]``; tuples become lists."""
-    if obj is None:
-        return []
-    if isinstance(obj, list):
-        return obj
-    if isinstance(obj, tuple):
-        return list(obj)
-    return [obj]
-
-
-def as_tuple_or_list(obj):
-    """Returns tuples and lists unchanged; wraps anything else in a 1-tuple."""
-    return obj if isinstance(obj, (list, tuple)) else (obj,)
-
-
-def merge_dicts(*dicts):
-    """Merges dictionaries left to right into a new dict (``None`` entries are skipped)."""
-    out = {}
-    for d in dicts:
-        if d:
-            out.update(d)
-    return out
 
 
 def _labels_of(target):
