@@ -86,3 +86,20 @@ def test_meta_init_factory_accepts_the_old_batch_norm_name():
     assert any(k.startswith("bn0") for k in normalized.model_param_dict)
     _raises(lambda: boml.BOMLNetOmniglotMetaInitV1(x, dim_output=2, dim_hidden=(4,), batch_norm=None, norm=None),
             "either norm=... or its old name batch_norm=...", "not both")
+
+
+@pytest.mark.parametrize("build", [
+    lambda x, **kw: boml.BOMLNetOmniglotMetaInitV1(x, 2, dim_hidden=(2, 2), **kw),
+    lambda x, **kw: boml.BOMLNetOmniglotMetaFeatV1(x, dim_hidden=(2, 2), **kw),
+    lambda x, **kw: boml.BOMLNetMetaInitV2(x, 2, dim_resnet=(2,), head_dims=(2, 2), **kw),
+    lambda x, **kw: boml.BOMLNetMetaFeatV2(x, dim_resnet=(2,), head_dims=(2, 2), **kw),
+    lambda x, **kw: boml.BOMLNetFeedForward(tf.reshape(x, [-1, 64]), 2, **kw),
+], ids=["MetaInitV1", "MetaFeatV1", "MetaInitV2", "MetaFeatV2", "FeedForward"])
+def test_datatype_is_a_deprecated_spelling_of_data_type(build):
+    x = tf.placeholder(tf.float64, [None, 8, 8, 1])
+    with pytest.warns(DeprecationWarning, match="'datatype' is deprecated; use 'data_type'"):
+        net = build(x, datatype=tf.float64)
+    variables = tf.global_variables() + tf.get_collection(tf.GraphKeys.MODEL_VARIABLES)
+    assert net.out.dtype == tf.float64 and variables and all(v.dtype.base_dtype == tf.float64 for v in variables)
+    _raises(lambda: build(x, data_type=tf.float64, datatype=tf.float32), "data_type=tf.float64",
+            "deprecated spelling datatype=tf.float32", "pass data_type only")

@@ -5,6 +5,7 @@ from collections import OrderedDict
 import tensorflow.compat.v1 as tf
 
 from boml.errors import InvalidArgumentError, ShapeError
+from boml.helpers import deprecated_keyword
 from boml.setup_model import network_utils
 from boml.setup_model.network import BOMLNet
 
@@ -33,7 +34,8 @@ class BOMLNetFeedForward(BOMLNet):
         output_weight_initializer: initializer of ``fc_weight``: a class such as
             ``tf.zeros_initializer`` or an instance, or None for the default
             :class:`~boml.setup_model.network_utils.GlorotUniform` (Xavier).
-        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
+        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it. ``datatype`` is a deprecated
+            spelling (DeprecationWarning).
         reuse: False, True or ``tf.AUTO_REUSE`` (see :class:`BOMLNet`).
 
     Raises:
@@ -45,6 +47,7 @@ class BOMLNetFeedForward(BOMLNet):
         and Meta-Learning", ICML 2018.
     """
 
+    @deprecated_keyword("datatype", "data_type")
     def __init__(self, _input, dims, task_parameter=None, name="BOMLNetFeedForward", activation=None,
                  var_collections=None, output_weight_initializer=network_utils.GlorotUniform, data_type=tf.float32,
                  reuse=False):

@@ -10,6 +10,7 @@ from collections import OrderedDict
 import tensorflow.compat.v1 as tf
 
 from boml.errors import ShapeError
+from boml.helpers import deprecated_keyword
 from boml.setup_model import network_utils
 from boml.setup_model.meta_init_v1 import _factory_kwargs
 from boml.setup_model.network import BOMLNet
@@ -49,7 +50,8 @@ class BOMLNetMetaFeatV1(BOMLNet):
         var_collections: extra collections for the meta-parameters.
         conv_initializer: initializer of the conv and warp kernels (default Glorot uniform).
         norm: ``"batch_norm"`` or None.
-        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
+        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it. ``datatype`` is a deprecated
+            spelling (DeprecationWarning).
         channels: input channels (default: the input's last dimension).
         dim_hidden: filters of each block.
         kernel: conv kernel size.
@@ -75,6 +77,7 @@ class BOMLNetMetaFeatV1(BOMLNet):
                       "model_param_dict=net.model_param_dict).")
     TASK_PARAMETER_HINT = "task_parameter needs one tensor per conv weight, with its shape."
 
+    @deprecated_keyword("datatype", "data_type")
     def __init__(self, _input, name="BOMLNetMetaFeatV1", outer_param_dict=None, model_param_dict=None, use_t=False,
                  use_warp=False, outer_method="Reverse", activation=tf.nn.relu, var_collections=None,
                  conv_initializer=None, norm="batch_norm", data_type=tf.float32, channels=None,

@@ -12,6 +12,7 @@ import logging
 
 import tensorflow.compat.v1 as tf
 
+from boml.helpers import deprecated_keyword
 from boml import extension
 from boml.setup_model import network_utils
 from boml.setup_model.meta_init_v1 import _factory_kwargs
@@ -55,7 +56,8 @@ class BOMLNetMetaFeatV2(BOMLNetResidualV2):
         var_collections: extra collections for the meta-parameters.
         conv_initializer: initializer of the conv kernels (default Glorot uniform).
         norm: ``"batch_norm"`` or None.
-        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
+        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it. ``datatype`` is a deprecated
+            spelling (DeprecationWarning).
         channels: input channels (default: the input's last dimension).
         dim_resnet: filters of each residual block (alias ``dim_hidden``).
         head_dims: filters of the two 1x1 head convolutions.
@@ -89,6 +91,7 @@ class BOMLNetMetaFeatV2(BOMLNetResidualV2):
                       "model_param_dict=net.model_param_dict).")
     TASK_PARAMETER_HINT = "task_parameter needs one tensor per outer parameter, with its shape."
 
+    @deprecated_keyword("datatype", "data_type")
     def __init__(self, _input, name="BOMLNetMetaFeatV2", outer_param_dict=None, model_param_dict=None, use_t=False,
                  use_warp=False, outer_method="Reverse", activation=leaky_relu_01, head_activation=tf.nn.relu,
                  var_collections=None, conv_initializer=None, norm="batch_norm", data_type=tf.float32, channels=None,

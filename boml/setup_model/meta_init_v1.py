@@ -11,6 +11,7 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError, ShapeError
+from boml.helpers import deprecated_keyword
 from boml.setup_model import network_utils
 from boml.setup_model.network import BOMLNet
 
@@ -64,7 +65,8 @@ class BOMLNetMetaInitV1(BOMLNet):
         conv_initializer: initializer of the conv and warp kernels (default Glorot uniform).
         output_weight_initializer: initializer of ``w{n}`` (default Glorot uniform).
         norm: ``"batch_norm"`` or None.
-        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
+        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it. ``datatype`` is a deprecated
+            spelling (DeprecationWarning).
         channels: input channels (default: the input's last dimension).
         dim_hidden: filters of each block.
         kernel: conv kernel size.
@@ -89,6 +91,7 @@ class BOMLNetMetaInitV1(BOMLNet):
                       "meta_learner.outer_param_dict, model_param_dict=meta_learner.model_param_dict, and the same "
                       "dim_output, dim_hidden, use_t, use_warp, norm and max_pool.")
 
+    @deprecated_keyword("datatype", "data_type")
     def __init__(self, _input, dim_output, name="BOMLNetMetaInitV1", outer_param_dict=None, model_param_dict=None,
                  task_parameter=None, use_t=False, use_warp=False, outer_method="Simple", activation=tf.nn.relu,
                  var_collections=None, conv_initializer=None, output_weight_initializer=None, norm="batch_norm",

@@ -26,6 +26,7 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError, ShapeError
+from boml.helpers import deprecated_keyword
 from boml.setup_model import network_utils
 from boml.setup_model.meta_init_v1 import _factory_kwargs
 from boml.setup_model.network import BOMLNet
@@ -268,7 +269,8 @@ class BOMLNetMetaInitV2(BOMLNetResidualV2):
             uniform; the original Omniglot V2 used zeros, which leaves every
             layer below the classifier unchanged by the first inner step).
         norm: ``"batch_norm"`` or None.
-        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it.
+        data_type: ``tf.float32`` or ``tf.float64``; the input is cast to it. ``datatype`` is a deprecated
+            spelling (DeprecationWarning).
         channels: input channels (default: the input's last dimension).
         dim_resnet: filters of each residual block (alias ``dim_hidden``).
         head_dims: filters of the two 1x1 head convolutions.
@@ -302,6 +304,7 @@ class BOMLNetMetaInitV2(BOMLNetResidualV2):
                       "meta_learner.outer_param_dict, model_param_dict=meta_learner.model_param_dict) and the same "
                       "dim_output, dim_resnet, head_dims, head_pool, kernel, convs_per_block and norm.")
 
+    @deprecated_keyword("datatype", "data_type")
     def __init__(self, _input, dim_output, name="BOMLNetMetaInitV2", outer_param_dict=None, model_param_dict=None,
                  task_parameter=None, use_t=False, use_warp=False, outer_method="Simple", activation=leaky_relu_01,
                  head_activation=None, var_collections=None, conv_initializer=None, output_weight_initializer=None,
