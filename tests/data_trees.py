@@ -174,3 +174,14 @@ def write_mini_csv_layout(root, n_img=4, size=(40, 30)):
         with open(os.path.join(root, f"{split}.csv"), "w") as f:
             f.write("\n".join(rows) + "\n")
     return str(root)
+
+
+def flip_middle_byte(path):
+    """Inverts the middle byte of the file at ``path`` (a damaged download); returns the original bytes."""
+    with open(path, "rb") as stream:
+        raw = stream.read()
+    damaged = bytearray(raw)
+    damaged[len(damaged) // 2] ^= 0xFF
+    with open(path, "wb") as stream:
+        stream.write(bytes(damaged))
+    return raw

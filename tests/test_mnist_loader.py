@@ -102,10 +102,7 @@ def test_inconsistent_or_damaged_files_are_named(mnist_folder):
 def test_flipped_bytes_in_a_gzip_name_the_file(mnist_folder):
     folder, _ = mnist_folder
     path = os.path.join(folder, "train-images-idx3-ubyte.gz")
-    raw = bytearray(open(path, "rb").read())
-    raw[len(raw) // 2] ^= 0xFF
-    with open(path, "wb") as f:
-        f.write(bytes(raw))
+    raw = data_trees.flip_middle_byte(path)
     with pytest.raises(DataError, match="MNIST file .*train-images-idx3-ubyte.gz cannot be read: it is damaged"):
         mnist(folder)
     with open(path, "wb") as f:

@@ -62,10 +62,5 @@ def test_original_helpers():
     assert network_utils.flatten_list([[1], [2, 3]]) == [1, 2, 3]
     assert network_utils.name_from_vars({"a": 1, "b": 2}, "b", "c") == "b_2"
     assert network_utils.name_from_dict({"b": 2, "a": 1, "c": 3}, "c") == "a_1_b_2"
+    # get_rand_state is boml.helpers.get_rand_state (tests/test_helpers.py, tests/test_utils_helpers.py)
     assert network_utils.get_rand_state(3).randint(100) == np.random.RandomState(3).randint(100)
-    rand, reference = np.random.RandomState(1), np.random.RandomState(1)
-    network_utils.get_rand_state(rand).rand()  # draws from the caller's own stream
-    reference.rand()
-    assert rand.rand() == reference.rand()
-    with pytest.raises(errors.InvalidArgumentError, match="received 'seed'"):
-        network_utils.get_rand_state("seed")

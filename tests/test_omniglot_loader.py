@@ -230,10 +230,7 @@ def test_damaged_image_fails_at_load_not_during_training(omniglot_tree):
 
 
 def test_flipped_bytes_in_the_tar_gz_name_the_archive(omniglot_tar):
-    raw = bytearray(open(omniglot_tar, "rb").read())
-    raw[len(raw) // 2] ^= 0xFF
-    with open(omniglot_tar, "wb") as f:
-        f.write(bytes(raw))
+    data_trees.flip_middle_byte(omniglot_tar)
     with pytest.raises(DataError, match="omniglot_resized.tar.gz cannot be read: it is damaged"):
         meta_omniglot(omniglot_tar)
 
