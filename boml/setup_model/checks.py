@@ -3,9 +3,10 @@ import tensorflow.compat.v1 as tf
 
 from boml.errors import InvalidArgumentError, ShapeError
 from boml.helpers import as_tuple_or_list, is_positive_int
+from boml.setup_model.initializers import GlorotUniform, as_initializer
 
 __all__ = ["check_image_input", "cast_input", "check_param_dict", "parse_norm", "check_conv_config",
-           "check_dim_output"]
+           "check_dim_output", "configure_conv4"]
 
 
 def check_image_input(_input, channels, what):
@@ -146,3 +147,35 @@ def check_dim_output(what, dim_output):
             f"{what}: dim_output must be a positive integer (the number of classes N); received {dim_output!r}."
         )
     return dims, int(dims[-1])
+
+
+def configure_conv4(net, _input, what, dim_hidden, kernel, use_t, use_warp, data_type, activation, norm, channels,
+                    max_pool, outer_method, conv_initializer):
+    """Validates the arguments shared by the V1 conv-4 networks and stores them on ``net``.
+
+    Sets ``dim_hidden``, ``datatype``, ``norm``, ``channels``, ``kernel``, ``max_pool``, ``use_t``,
+    ``use_warp``, ``outer_method``, ``activation``, ``conv_initializer`` (Glorot uniform by default) and
+    ``bias_initializer`` (zeros).
+
+    Args:
+        net: the network being built.
+        _input: its NHWC input.
+        what: the network's name for the error messages.
+        dim_hidden, kernel, use_t, use_warp, data_type, activation, norm, channels, max_pool, outer_method,
+            conv_initializer: the constructor's arguments.
+
+    Raises:
+        InvalidArgumentError: an argument is not allowed (see :func:`check_conv_config`, :func:`parse_norm`).
+        ShapeError: the input is not an NHWC batch matching ``channels``.
+    """
+    net.dim_hidden, net.datatype = check_conv_config(what, dim_hidden, kernel, use_t, use_warp, data_type, activation)
+    net.norm = parse_norm(norm)
+    net.channels = check_image_input(_input, channels, what)
+    net.kernel = int(kernel)
+    net.max_pool = bool(max_pool)
+    net.use_t = bool(use_t)
+    net.use_warp = bool(use_warp)
+    net.outer_method = outer_method
+    net.activation = activation
+    net.conv_initializer = as_initializer(conv_initializer, GlorotUniform, "conv_initializer")
+    net.bias_initializer = tf.zeros_initializer()

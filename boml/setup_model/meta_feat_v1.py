@@ -11,7 +11,7 @@ import tensorflow.compat.v1 as tf
 
 from boml.errors import ShapeError
 from boml.helpers import deprecated_keyword
-from boml.setup_model import network_utils
+from boml.setup_model import checks, network_utils
 from boml.setup_model.meta_init_v1 import _factory_kwargs
 from boml.setup_model.network import BOMLNet
 
@@ -84,22 +84,11 @@ class BOMLNetMetaFeatV1(BOMLNet):
                  dim_hidden=(64, 64, 64, 64), kernel=3, max_pool=False, reuse=False, dim_output=None,
                  task_parameter=None, output_weight_initializer=None):
         what = type(self).__name__
-        self.dim_hidden, self.datatype = network_utils.check_conv_config(
-            what, dim_hidden, kernel, use_t, use_warp, data_type, activation)
-        self.norm = network_utils.parse_norm(norm)
-        self.channels = network_utils.check_image_input(_input, channels, what)
-        self.kernel = int(kernel)
-        self.max_pool = bool(max_pool)
-        self.use_t = bool(use_t)
-        self.use_warp = bool(use_warp)
-        self.outer_method = outer_method
-        self.activation = activation
+        checks.configure_conv4(self, _input, what, dim_hidden, kernel, use_t, use_warp, data_type, activation, norm,
+                               channels, max_pool, outer_method, conv_initializer)
         self.dim_output = dim_output
         self.flatten = not (outer_method == "Implicit" and not self.max_pool)
-        self.conv_initializer = network_utils.as_initializer(
-            conv_initializer, network_utils.GlorotUniform, "conv_initializer")
         self.output_weight_initializer = output_weight_initializer
-        self.bias_initializer = tf.zeros_initializer()
         self.meta_collections = [c for c in network_utils.as_list(var_collections)
                                  if c not in (tf.GraphKeys.GLOBAL_VARIABLES,)]
         self._config = dict(

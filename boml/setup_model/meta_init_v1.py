@@ -12,7 +12,7 @@ import tensorflow.compat.v1 as tf
 from boml import extension
 from boml.errors import InvalidArgumentError, ShapeError
 from boml.helpers import deprecated_keyword
-from boml.setup_model import network_utils
+from boml.setup_model import checks, network_utils
 from boml.setup_model.network import BOMLNet
 
 logger = logging.getLogger(__name__)
@@ -99,21 +99,10 @@ class BOMLNetMetaInitV1(BOMLNet):
                  reuse=False):
         what = type(self).__name__
         self.dims, self.dim_output = network_utils.check_dim_output(what, dim_output)
-        self.dim_hidden, self.datatype = network_utils.check_conv_config(
-            what, dim_hidden, kernel, use_t, use_warp, data_type, activation)
-        self.norm = network_utils.parse_norm(norm)
-        self.channels = network_utils.check_image_input(_input, channels, what)
-        self.kernel = int(kernel)
-        self.max_pool = bool(max_pool)
-        self.use_t = bool(use_t)
-        self.use_warp = bool(use_warp)
-        self.outer_method = outer_method
-        self.activation = activation
-        self.conv_initializer = network_utils.as_initializer(
-            conv_initializer, network_utils.GlorotUniform, "conv_initializer")
+        checks.configure_conv4(self, _input, what, dim_hidden, kernel, use_t, use_warp, data_type, activation, norm,
+                               channels, max_pool, outer_method, conv_initializer)
         self.output_weight_initializer = network_utils.as_initializer(
             output_weight_initializer, network_utils.GlorotUniform, "output_weight_initializer")
-        self.bias_initializer = tf.zeros_initializer()
         self.meta_collections = None
         self._config = dict(
             use_t=use_t, use_warp=use_warp, outer_method=outer_method, activation=activation,

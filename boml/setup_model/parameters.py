@@ -25,24 +25,33 @@ def _extra_collections(net):
     return as_list(getattr(net, "meta_collections", None))
 
 
+def _net_parameter(net, name, shape, initializer, default):
+    """A meta-parameter of ``net``'s dtype and extra collections (``default`` initializer when None)."""
+    return extension.get_outerparameter(name, initializer=as_initializer(initializer, default), shape=shape,
+                                        dtype=_dtype_of(net), collections=_extra_collections(net))
+
+
 def get_conv_weight(net, i, initializer, c_in=None, c_out=None):
     """Creates the meta-parameter ``conv{i}`` of shape ``[kernel, kernel, c_in, c_out]``.
 
-    ``c_in`` defaults to the input channels for block 0 and to ``dim_hidden[i-1]``
-    otherwise; ``c_out`` defaults to ``dim_hidden[i]``.
+    Args:
+        net: the network (its ``kernel``, ``channels``, ``dim_hidden``, dtype and collections are used).
+        i: the block index.
+        initializer: an initializer argument (see ``as_initializer``); None gives Glorot uniform.
+        c_in: input channels (default: the input's for block 0, ``dim_hidden[i-1]`` otherwise).
+        c_out: output channels (default ``dim_hidden[i]``).
+
+    Returns:
+        The variable.
     """
     c_in = c_in if c_in is not None else (net.channels if i == 0 else net.dim_hidden[i - 1])
     c_out = c_out if c_out is not None else net.dim_hidden[i]
-    return extension.get_outerparameter(
-        f"conv{i}", initializer=as_initializer(initializer, GlorotUniform),
-        shape=[net.kernel, net.kernel, c_in, c_out], dtype=_dtype_of(net), collections=_extra_collections(net))
+    return _net_parameter(net, f"conv{i}", [net.kernel, net.kernel, c_in, c_out], initializer, GlorotUniform)
 
 
 def get_bias_weight(net, i, initializer=None):
     """Creates the meta-parameter ``bias{i}`` of shape ``[dim_hidden[i]]`` (zeros by default)."""
-    return extension.get_outerparameter(
-        f"bias{i}", initializer=as_initializer(initializer, tf.zeros_initializer), shape=[net.dim_hidden[i]],
-        dtype=_dtype_of(net), collections=_extra_collections(net))
+    return _net_parameter(net, f"bias{i}", [net.dim_hidden[i]], initializer, tf.zeros_initializer)
 
 
 def get_warp_weight(net, i, initializer):
@@ -53,16 +62,12 @@ def get_warp_weight(net, i, initializer):
     worked because all widths were equal).
     """
     d = net.dim_hidden[i]
-    return extension.get_outerparameter(
-        f"conv{i}_z", initializer=as_initializer(initializer, GlorotUniform),
-        shape=[net.kernel, net.kernel, d, d], dtype=_dtype_of(net), collections=_extra_collections(net))
+    return _net_parameter(net, f"conv{i}_z", [net.kernel, net.kernel, d, d], initializer, GlorotUniform)
 
 
 def get_warp_bias(net, i, initializer=None):
     """Creates the warp-layer bias ``bias{i}_z`` of shape ``[d_i]`` (zeros by default)."""
-    return extension.get_outerparameter(
-        f"bias{i}_z", initializer=as_initializer(initializer, tf.zeros_initializer), shape=[net.dim_hidden[i]],
-        dtype=_dtype_of(net), collections=_extra_collections(net))
+    return _net_parameter(net, f"bias{i}_z", [net.dim_hidden[i]], initializer, tf.zeros_initializer)
 
 
 def get_identity(dim, name, conv=True, dtype=tf.float32, collections=None):
