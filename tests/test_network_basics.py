@@ -103,3 +103,16 @@ def test_datatype_is_a_deprecated_spelling_of_data_type(build):
     assert net.out.dtype == tf.float64 and variables and all(v.dtype.base_dtype == tf.float64 for v in variables)
     _raises(lambda: build(x, data_type=tf.float64, datatype=tf.float32), "data_type=tf.float64",
             "deprecated spelling datatype=tf.float32", "pass data_type only")
+
+
+@pytest.mark.parametrize("build, reason", [
+    (lambda x: boml.BOMLNetMiniMetaInitV1(x, 2, dim_hidden=(2, 2, 2, 2)), "with max_pool=True flattens the last block"),
+    (lambda x: boml.BOMLNetMiniMetaFeatV1(x, dim_hidden=(2, 2, 2, 2)), "flattens its last block"),
+], ids=["MetaInitV1", "MetaFeatV1"])
+def test_flattening_conv4_needs_a_static_and_large_enough_input(build, reason):
+    with pytest.raises(errors.ShapeError, match=f"{reason}, so it needs a static input height and width; "
+                                                r"received an input of shape \(None, None, None, 3\)"):
+        build(tf.placeholder(tf.float32, [None, None, None, 3]))
+    with pytest.raises(errors.ShapeError, match=r"too small for 4 max-pooled blocks \(it shrinks to 0x0\)"):
+        build(tf.placeholder(tf.float32, [None, 8, 8, 3]))
+    assert build(tf.placeholder(tf.float32, [None, 16, 16, 3])).out.shape.as_list()[1:] == [2]

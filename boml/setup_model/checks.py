@@ -6,7 +6,7 @@ from boml.helpers import as_tuple_or_list, is_positive_int
 from boml.setup_model.initializers import GlorotUniform, as_initializer
 
 __all__ = ["check_image_input", "cast_input", "check_param_dict", "parse_norm", "check_conv_config",
-           "check_dim_output", "configure_conv4"]
+           "check_dim_output", "configure_conv4", "conv4_output_size"]
 
 
 def check_image_input(_input, channels, what):
@@ -179,3 +179,39 @@ def configure_conv4(net, _input, what, dim_hidden, kernel, use_t, use_warp, data
     net.activation = activation
     net.conv_initializer = as_initializer(conv_initializer, GlorotUniform, "conv_initializer")
     net.bias_initializer = tf.zeros_initializer()
+
+
+def conv4_output_size(net, _input, reason, advice):
+    """Height and width of the output of ``net``'s last block, which ``net`` flattens.
+
+    Args:
+        net: a V1 conv-4 network (``dim_hidden`` and ``max_pool`` set).
+        _input: its NHWC input.
+        reason: why the size is needed, for the message (e.g. ``"flattens its last block"``).
+        advice: what to do about an unknown size, for the message.
+
+    Returns:
+        ``(height, width)``.
+
+    Raises:
+        ShapeError: the input height or width is not static, or the blocks shrink the input below 1x1.
+    """
+    from boml.setup_model.network_utils import spatial_output_size  # the layers import this module
+
+    what = type(net).__name__
+    height, width = _input.shape.as_list()[1:3]
+    n = len(net.dim_hidden)
+    h = spatial_output_size(height, n, net.max_pool)
+    w = spatial_output_size(width, n, net.max_pool)
+    if h is None or w is None:
+        raise ShapeError(
+            f"{what} {reason}, so it needs a static input height and width; received an input of shape "
+            f"{_input.shape}. {advice}"
+        )
+    if h < 1 or w < 1:
+        blocks = "max-pooled blocks" if net.max_pool else "blocks"
+        raise ShapeError(
+            f"{what}: an input of shape {_input.shape} is too small for {n} {blocks} (it shrinks to {h}x{w}). "
+            "Use larger images or fewer blocks."
+        )
+    return h, w

@@ -9,7 +9,6 @@ from collections import OrderedDict
 
 import tensorflow.compat.v1 as tf
 
-from boml.errors import ShapeError
 from boml.helpers import deprecated_keyword
 from boml.setup_model import checks, network_utils
 from boml.setup_model.meta_init_v1 import _factory_kwargs
@@ -104,21 +103,10 @@ class BOMLNetMetaFeatV1(BOMLNet):
             logger.debug("%s MODEL CREATED (scope %s)", self.name, self.scope_name)
 
     def _check_flattenable(self, _input):
-        height, width = _input.shape.as_list()[1:3]
-        n = len(self.dim_hidden)
-        h = network_utils.spatial_output_size(height, n, self.max_pool)
-        w = network_utils.spatial_output_size(width, n, self.max_pool)
-        if h is None or w is None:
-            raise ShapeError(
-                f"{type(self).__name__} flattens its last block, so it needs a static input height and width; "
-                f"received an input of shape {_input.shape}. Give the placeholder a static shape such as "
-                "[None, 28, 28, 1], or use outer_method='Implicit' (global average pooling) without max_pool."
-            )
-        if h < 1 or w < 1:
-            raise ShapeError(
-                f"{type(self).__name__}: an input of shape {_input.shape} is too small for {n} blocks "
-                f"(it shrinks to {h}x{w}). Use larger images or fewer blocks."
-            )
+        checks.conv4_output_size(
+            self, _input, "flattens its last block",
+            "Give the placeholder a static shape such as [None, 28, 28, 1], or use outer_method='Implicit' "
+            "(global average pooling) without max_pool.")
 
     def _creates_variables(self):
         return not self.outer_param_dict

@@ -10,7 +10,7 @@ from collections import OrderedDict
 import tensorflow.compat.v1 as tf
 
 from boml import extension
-from boml.errors import InvalidArgumentError, ShapeError
+from boml.errors import InvalidArgumentError
 from boml.helpers import deprecated_keyword
 from boml.setup_model import checks, network_utils
 from boml.setup_model.network import BOMLNet
@@ -120,21 +120,8 @@ class BOMLNetMetaInitV1(BOMLNet):
         d_last = self.dim_hidden[-1]
         if not self.max_pool:
             return d_last
-        height, width = _input.shape.as_list()[1:3]
-        n = len(self.dim_hidden)
-        h = network_utils.spatial_output_size(height, n, True)
-        w = network_utils.spatial_output_size(width, n, True)
-        if h is None or w is None:
-            raise ShapeError(
-                f"{type(self).__name__} with max_pool=True flattens the last block, so it needs a static input "
-                f"height and width; received an input of shape {_input.shape}. Give the placeholder a static "
-                "shape such as [None, 84, 84, 3]."
-            )
-        if h < 1 or w < 1:
-            raise ShapeError(
-                f"{type(self).__name__}: an input of shape {_input.shape} is too small for {n} max-pooled blocks "
-                f"(it shrinks to {h}x{w}). Use larger images or fewer blocks."
-            )
+        h, w = checks.conv4_output_size(self, _input, "with max_pool=True flattens the last block",
+                                        "Give the placeholder a static shape such as [None, 84, 84, 3].")
         return d_last * h * w
 
     def _outer_shapes(self):
