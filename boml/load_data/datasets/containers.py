@@ -17,9 +17,16 @@ __all__ = ["Dataset", "Datasets"]
 class Dataset:
     """A set of examples: ``data`` (n, ...) and ``target`` (n,) or (n, d), both numpy arrays.
 
-    :param sample_info: optional per-example list (e.g. dicts with ``name``/``label``).
-    :param info: optional dict of dataset-level information.
-    :param name: optional name (``None`` falls back to ``info.get("_name")``).
+    Args:
+        data: the examples, shape (n, ...).
+        target: their targets, shape (n,) or (n, d).
+        sample_info: optional per-example list (e.g. dicts with ``name``/``label``).
+        info: optional dict of dataset-level information.
+        name: optional name (``None`` falls back to ``info.get("_name")``).
+
+    Raises:
+        ShapeError: the arrays have no example axis, or ``data``, ``target`` and ``sample_info`` disagree on
+            the number of examples.
     """
 
     def __init__(self, data, target, sample_info=None, info=None, name=None):

@@ -89,12 +89,13 @@ def _normalize_num_examples(num_examples):
 class MetaDataset:
     """A distribution over few-shot episodes.
 
-    :param info: dict of information (e.g. ``{"all_classes": ...}``).
-    :param name: name of the meta-dataset (also used by the network registry).
-    :param num_classes: default number of classes N per episode.
-    :param num_examples: default ``(n_support, n_query)`` *totals* per episode, i.e.
-        ``(N * k_train, N * k_test)``; an int means a support set only.
-    :param one_hot_enc: one-hot float32 targets (default) or int64 labels.
+    Args:
+        info: dict of information (e.g. ``{"all_classes": ...}``).
+        name: name of the meta-dataset (also used by the network registry).
+        num_classes: default number of classes N per episode.
+        num_examples: default ``(n_support, n_query)`` *totals* per episode, i.e.
+            ``(N * k_train, N * k_test)``; an int means a support set only.
+        one_hot_enc: one-hot float32 targets (default) or int64 labels.
     """
 
     def __init__(self, info=None, name=None, num_classes=None, num_examples=None, one_hot_enc=True,

@@ -28,15 +28,22 @@ def _check_shape(image_shape):
 class SyntheticMetaDataset(ClassMetaDataset):
     """In-memory synthetic N-way K-shot meta-dataset.
 
-    :param num_classes: ways N per episode.
-    :param examples_train: support shots per class.
-    :param examples_test: query examples per class.
-    :param image_shape: (H, W, C) of the images.
-    :param n_total_classes: number of classes in this meta-dataset.
-    :param noise: standard deviation of the pixel noise added to the prototype.
-    :param seed: seed of the data (not of the episodes: those come from ``rand``).
-    :param examples_per_class: images per class (default 20, like Omniglot).
-    :param class_offset: global id of the first class; splits use disjoint ranges.
+    Args:
+        num_classes: ways N per episode.
+        examples_train: support shots per class.
+        examples_test: query examples per class.
+        image_shape: (H, W, C) of the images.
+        n_total_classes: number of classes in this meta-dataset.
+        noise: standard deviation of the pixel noise added to the prototype.
+        seed: seed of the data (not of the episodes: those come from ``rand``).
+        name: name of the meta-dataset.
+        one_hot_enc: one-hot float32 targets (default) or int64 labels.
+        examples_per_class: images per class (default 20, like Omniglot).
+        class_offset: global id of the first class; splits use disjoint ranges.
+        info: optional dict of information.
+
+    Raises:
+        InvalidArgumentError: a size, the noise or the shot counts are out of range.
     """
 
     def __init__(self, num_classes=5, examples_train=1, examples_test=15, image_shape=(28, 28, 1),
@@ -107,7 +114,16 @@ def meta_synthetic(num_classes=5, examples_train=1, examples_test=15, image_shap
                    name="Synthetic"):
     """``Datasets(train, validation, test)`` of :class:`SyntheticMetaDataset` with disjoint classes.
 
-    :param n_classes: number of classes of the (train, validation, test) splits.
+    Args:
+        num_classes, examples_train, examples_test, image_shape, noise, seed, one_hot_enc, examples_per_class,
+            name: as for :class:`SyntheticMetaDataset`.
+        n_classes: number of classes of the (train, validation, test) splits.
+
+    Returns:
+        The ``Datasets`` of the three meta-datasets.
+
+    Raises:
+        InvalidArgumentError: ``n_classes`` does not have three entries, or another argument is out of range.
     """
     if len(tuple(n_classes)) != 3:
         raise InvalidArgumentError(f"n_classes must give (train, validation, test) counts; got {n_classes!r}.")
