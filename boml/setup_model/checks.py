@@ -161,8 +161,8 @@ def configure_conv4(net, _input, what, dim_hidden, kernel, use_t, use_warp, data
         net: the network being built.
         _input: its NHWC input.
         what: the network's name for the error messages.
-        dim_hidden, kernel, use_t, use_warp, data_type, activation, norm, channels, max_pool, outer_method,
-            conv_initializer: the constructor's arguments.
+        dim_hidden, kernel, use_t, use_warp, data_type, activation: the constructor's arguments.
+        norm, channels, max_pool, outer_method, conv_initializer: the constructor's arguments.
 
     Raises:
         InvalidArgumentError: an argument is not allowed (see :func:`check_conv_config`, :func:`parse_norm`).

@@ -115,8 +115,8 @@ def meta_synthetic(num_classes=5, examples_train=1, examples_test=15, image_shap
     """``Datasets(train, validation, test)`` of :class:`SyntheticMetaDataset` with disjoint classes.
 
     Args:
-        num_classes, examples_train, examples_test, image_shape, noise, seed, one_hot_enc, examples_per_class,
-            name: as for :class:`SyntheticMetaDataset`.
+        num_classes, examples_train, examples_test, image_shape: as for :class:`SyntheticMetaDataset`.
+        noise, seed, one_hot_enc, examples_per_class, name: as for :class:`SyntheticMetaDataset`.
         n_classes: number of classes of the (train, validation, test) splits.
 
     Returns:
