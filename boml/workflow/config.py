@@ -39,6 +39,8 @@ ALGORITHM_ALIASES = {"fmaml": "fomaml", "forwardmode": "forward", "forwardmodehg
 DATASETS = ("omniglot", "miniimagenet", "synthetic")
 SPLITS = ("original", "vinyals", "lake")
 LR_GRANULARITIES = ("scalar", "tensor", "element")
+#: Largest seed NumPy's ``RandomState`` accepts.
+SEED_MAX = 2 ** 32 - 1
 
 #: Flag groups of ``python -m boml train --help``, in display order.
 GROUPS = {
@@ -54,7 +56,7 @@ GROUPS = {
 
 
 def option(default, help, flags=(), group="run", structural=False, tag=None, minimum=None, strict=False,
-           choices=None):
+           choices=None, maximum=None):
     """A :class:`Config` field with what the command line and the resume check need.
 
     Args:
@@ -67,13 +69,14 @@ def option(default, help, flags=(), group="run", structural=False, tag=None, min
         minimum: smallest value the command line accepts (numbers).
         strict: ``minimum`` itself is excluded.
         choices: allowed values, shown in the help.
+        maximum: largest value accepted (numbers; None: no bound).
 
     Returns:
         A ``dataclasses.field`` carrying these settings in its metadata.
     """
     return dataclasses.field(default=default, metadata=dict(
         help=help, flags=tuple(flags), group=group, structural=structural, tag=tag, minimum=minimum,
-        strict=strict, choices=choices))
+        strict=strict, choices=choices, maximum=maximum))
 
 
 @dataclass
@@ -135,7 +138,7 @@ class Config:
     clip_value: float = option(0.0, "clip hypergradients to [-v, v] (0: no clipping)", ("-cv",), "training",
                                structural=True, tag="clip", minimum=0)
     seed: int = option(0, "seed of the initialization and of the training episodes", ("-s",), "training",
-                       structural=True, tag="seed")
+                       structural=True, tag="seed", minimum=0, maximum=SEED_MAX)
     num_filters: Optional[int] = option(None, "filters of the four conv blocks (default: the network's)", ("-nf",),
                                         "training", structural=True, tag="nf", minimum=1)
     # MetaInit family
@@ -167,7 +170,8 @@ class Config:
     bda_t: float = option(1.0, "BDA weight t of the lower gradient", ("-bt",), "metafeat", structural=True,
                           tag="t")
     # evaluation
-    test_seed: int = option(12345, "seed of the fixed test (and validation) episodes", (), "evaluation")
+    test_seed: int = option(12345, "seed of the fixed test (and validation: test_seed + 1) episodes", (),
+                            "evaluation", minimum=0, maximum=SEED_MAX - 1)
     val_interval: int = option(0, "validation every N meta-iterations (0: never)", ("-vi",), "evaluation",
                                minimum=0)
     val_episodes: int = option(100, "episodes of each validation", (), "evaluation", minimum=1)
@@ -387,6 +391,6 @@ def is_finite_number(value) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
-__all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES", "GROUPS", "Config", "option",
-           "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
+__all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES", "SEED_MAX", "GROUPS", "Config",
+           "option", "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
            "derived_run_name", "check_resumable"]
