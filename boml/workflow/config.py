@@ -364,18 +364,38 @@ def derived_run_name(config: Config) -> str:
     return "_".join(parts)
 
 
-def check_resumable(saved: Dict[str, Any], config: Config, run_dir: str) -> None:
-    """Refuses to resume ``run_dir`` when a structural field differs from its saved ``config.json``.
+def structural_values(values: Dict[str, Any]) -> Dict[str, Any]:
+    """The structural fields of a configuration dict (what a checkpoint records)."""
+    return {k: values[k] for k in structural_fields() if k in values}
+
+
+def structural_hash(values: Dict[str, Any]) -> str:
+    """SHA-256 of the structural fields of ``values`` (a configuration dict), as hexadecimal."""
+    import hashlib
+    import json
+
+    text = json.dumps(structural_values(values), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_resumable(saved: Dict[str, Any], config: Config, run_dir: str, ignore=()) -> None:
+    """Refuses to resume ``run_dir`` when a structural field differs from the saved configuration.
+
+    Args:
+        saved: the configuration of the run (``config.json`` or a checkpoint's record).
+        config: the resolved configuration of the new session.
+        run_dir: the run directory (named in the message).
+        ignore: fields allowed to differ (``meta_lr`` when resuming after a divergence).
 
     Raises:
         InvalidArgumentError: names each changed field with both values.
     """
-    changed = [k for k in structural_fields() if k in saved and saved[k] != getattr(config, k)]
+    changed = [k for k in structural_fields() if k in saved and k not in ignore and saved[k] != getattr(config, k)]
     if changed:
         details = ", ".join(f"{k}: saved {saved[k]!r} vs now {getattr(config, k)!r}" for k in changed)
         raise InvalidArgumentError(
             f"Cannot resume {run_dir}: the configuration changed ({details}). Use another --name or logdir, "
-            f"or --no-resume to start over."
+            f"or --no-resume to start afresh in a new run directory."
         )
 
 
@@ -393,4 +413,4 @@ def is_finite_number(value) -> bool:
 
 __all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES", "SEED_MAX", "GROUPS", "Config",
            "option", "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
-           "derived_run_name", "check_resumable"]
+           "derived_run_name", "structural_values", "structural_hash", "check_resumable"]
