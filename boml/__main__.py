@@ -226,9 +226,7 @@ def locate_data(config):
 def _train(config):
     from boml import workflow
 
-    config = config.validate()
-    print(f"run directory: {config.run_dir}", flush=True)
-    results = workflow.train(config)
+    results = workflow.train(config.validate())  # logs its run directory (a new one with --no-resume)
     test = results["test"]
     print(json.dumps({"run_dir": results["run_dir"], "iterations": results["iterations"],
                       "train_seconds": round(results["train_seconds"], 1),

@@ -148,6 +148,32 @@ def test_garbage_index_deleted_and_truncated_files_never_restart_from_zero(copy)
         workflow.evaluate(str(copy), log=lambda _: None)
 
 
+@pytest.mark.parametrize("damage,reason", [
+    ("flip", "its file ckpt-8.data-00000-of-00001 does not have the recorded SHA-256 (damaged)"),
+    ("other_step", "its state file records step 7, not 8"),
+    ("old_format", "its state file ckpt-8.state.pkl has no integrity record of format 2 (written by an older "
+                   "boml, or not by boml)"),
+    ("no_index", "its file ckpt-8.index is missing"),
+])
+def test_each_kind_of_damage_is_named(copy, damage, reason):
+    data = copy / "ckpt-8.data-00000-of-00001"
+    if damage == "flip":
+        raw = bytearray(data.read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        data.write_bytes(bytes(raw))
+    elif damage == "other_step":
+        shutil.copy(copy / "ckpt-7.state.pkl", copy / "ckpt-8.state.pkl")
+    elif damage == "old_format":
+        (copy / "ckpt-8.state.pkl").write_bytes(pickle.dumps({"rand": None, "train_seconds": 1.0}))
+    else:
+        os.remove(copy / "ckpt-8.index")
+    lines = []
+    prefix, _ = checkpoints.find_checkpoint(str(copy), log=lines.append)
+    assert prefix == str(copy / "ckpt-7")
+    assert lines == [f"checkpoint {copy / 'ckpt-8'} rejected: {reason}",
+                     "the checkpoint index names ckpt-8; the newest valid checkpoint is ckpt-7"]
+
+
 def test_no_resume_starts_a_new_run_directory_and_deletes_nothing(copy):
     before = listing(copy)
     lines = []
@@ -207,6 +233,14 @@ def test_a_stale_lock_is_taken_over_with_a_message(tmp_path):
     assert lines == [f"taking over the stale lock {tmp_path / LOCK_FILE} (of process {dead.pid}, which is no "
                      "longer running)"]
     assert not (tmp_path / LOCK_FILE).exists()
+    # a live pid whose process started at another time is a reused pid: the lock is stale too
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": socket.gethostname(), "started": "-1"}))
+    with RunLock(str(tmp_path), log=lines.append):
+        assert "of process 1, which is no longer running" in lines[-1]
+    (tmp_path / LOCK_FILE).write_text(json.dumps({"pid": 1, "host": socket.gethostname()}))
+    with pytest.raises(RunLockedError, match="in use by process 1 on this host"):
+        RunLock(str(tmp_path)).acquire()
+    os.remove(tmp_path / LOCK_FILE)
     (tmp_path / LOCK_FILE).write_text("{garbage")
     with RunLock(str(tmp_path), log=lines.append):
         assert "unreadable" in lines[-1]
@@ -279,6 +313,14 @@ def test_non_finite_variables_are_never_saved(fresh_graph, tmp_path):
         meta.load(value, sess)
         with pytest.raises(DivergenceError, match=f"the variables {meta.op.name} hold NaN"):
             workflow.save_checkpoint(sess, model, str(run_dir), {"rand": None})
-    assert workflow.latest_checkpoint(str(run_dir)) == first
-    assert sorted(os.listdir(run_dir)) == ["checkpoint", "ckpt-0.data-00000-of-00001", "ckpt-0.index",
-                                           "ckpt-0.state.pkl"]
+        assert workflow.latest_checkpoint(str(run_dir)) == first
+        assert sorted(os.listdir(run_dir)) == ["checkpoint", "ckpt-0.data-00000-of-00001", "ckpt-0.index",
+                                               "ckpt-0.state.pkl"]
+        # rolling back to the last good checkpoint restores finite values
+        assert workflow.restore_checkpoint(sess, model, first)["rand"] is None
+        assert np.all(np.isfinite(sess.run(meta)))
+        state = checkpoints.load_state(first)
+        data = run_dir / "ckpt-0.data-00000-of-00001"
+        data.write_bytes(data.read_bytes()[:8])  # damaged after it was validated
+        with pytest.raises(CheckpointError, match="TensorFlow cannot restore"):
+            workflow.restore_checkpoint(sess, model, first, state)

@@ -165,11 +165,6 @@ def load_state(prefix: str, config=None, ignore: Sequence[str] = ()) -> Dict[str
     return out
 
 
-def checkpoint_config(prefix: str) -> Dict[str, Any]:
-    """The structural configuration recorded in the valid checkpoint ``prefix`` (see :func:`load_state`)."""
-    return load_state(prefix)["config"]
-
-
 def _index_names(run_dir: str, log: Callable[[str], None]) -> Optional[str]:
     """The newest checkpoint the index names (None, with a log line, when it is unreadable)."""
     path = os.path.join(run_dir, INDEX_FILE)
@@ -342,5 +337,5 @@ def restore_checkpoint(session, model, prefix: str, state: Optional[Dict[str, An
 
 
 __all__ = ["CheckpointError", "STATE_SUFFIX", "INDEX_FILE", "atomic_write", "checkpoint_steps",
-           "has_checkpoint_files", "saved_iterations", "load_state", "checkpoint_config", "find_checkpoint",
+           "has_checkpoint_files", "saved_iterations", "load_state", "find_checkpoint",
            "latest_checkpoint", "checkpoint_for_iteration", "save_checkpoint", "restore_checkpoint"]
