@@ -279,6 +279,11 @@ class NanOnCall:
 def test_divergence_keeps_the_last_good_checkpoint_and_resumes_with_a_lower_meta_lr(tmp_path):
     config = tiny(tmp_path, meta_train_iterations=4)
     dataset = workflow.load_dataset(config.validate())
+    first = type(dataset)(NanOnCall(dataset.train, 1), dataset.validation, dataset.test)
+    with pytest.raises(DivergenceError, match="No checkpoint was saved before; run again with a lower --meta_lr "
+                                              r"\(now 0.01, e.g. 0.001\)"):
+        workflow.train(config.replace(name="at_once"), dataset=first, log=lambda _: None)
+    assert not (tmp_path / "at_once").exists()
     poisoned = type(dataset)(NanOnCall(dataset.train, 3), dataset.validation, dataset.test)
     with pytest.raises(DivergenceError) as error:
         workflow.train(config, dataset=poisoned, log=lambda _: None)
