@@ -40,7 +40,7 @@ def parse_bool(text):
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0); received {text!r}")
 
 
-def _number(kind, minimum=None, strict=False, allow_none=False):
+def _number(kind, minimum=None, strict=False, allow_none=False, maximum=None):
     def convert(text):
         if allow_none and str(text).lower() in ("none", "null"):
             return None
@@ -53,6 +53,8 @@ def _number(kind, minimum=None, strict=False, allow_none=False):
             raise argparse.ArgumentTypeError(f"expected a number; received {text!r}")
         if minimum is not None and (value <= minimum if strict else value < minimum):
             raise argparse.ArgumentTypeError(f"must be {'>' if strict else '>='} {minimum}; received {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be <= {maximum}; received {text!r}")
         return value
 
     convert.__name__ = kind.__name__
@@ -80,7 +82,8 @@ def _add_field(group, field):
                            default=None, help=argparse.SUPPRESS)
         return
     if kind in (int, float):
-        convert = _number(kind, field.metadata["minimum"], field.metadata["strict"], allow_none=optional)
+        convert = _number(kind, field.metadata["minimum"], field.metadata["strict"], allow_none=optional,
+                          maximum=field.metadata["maximum"])
     else:
         convert = str
     group.add_argument(*flags, dest=field.name, type=convert, default=None, help=_help(field),
@@ -223,9 +226,7 @@ def locate_data(config):
 def _train(config):
     from boml import workflow
 
-    config = config.validate()
-    print(f"run directory: {config.run_dir}", flush=True)
-    results = workflow.train(config)
+    results = workflow.train(config.validate())  # logs its run directory (a new one with --no-resume)
     test = results["test"]
     print(json.dumps({"run_dir": results["run_dir"], "iterations": results["iterations"],
                       "train_seconds": round(results["train_seconds"], 1),

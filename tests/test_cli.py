@@ -216,3 +216,25 @@ def test_missing_data_names_the_command_and_leaves_no_run_behind(tmp_path, capsy
     err = capsys.readouterr().err
     assert "MissingDataError" in err and err.strip().endswith("python -m boml data fetch omniglot")
     assert not logdir.exists()
+
+
+@pytest.mark.parametrize("value,message", [("-1", "must be >= 0; received '-1'"),
+                                           ("4294967296", "must be <= 4294967295; received '4294967296'"),
+                                           ("1.5", "expected an integer; received '1.5'")])
+def test_bad_seeds_are_refused_by_the_command_line(value, message, capsys):
+    """The original's --seed -1 reached NumPy's RandomState and died in a traceback."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--seed", value, "--dataset", "synthetic"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --seed/-s: {message}" in err and "Traceback" not in err
+    assert parse("--seed", "4294967295").seed == 4294967295
+
+
+@pytest.mark.parametrize("changes", [{"seed": -1}, {"seed": 2 ** 32}, {"test_seed": 2 ** 32 - 1}])
+def test_bad_seeds_are_refused_by_the_configuration(changes):
+    from boml.errors import InvalidArgumentError
+
+    name = next(iter(changes))
+    with pytest.raises(InvalidArgumentError, match=f"{name} must be an integer >= 0 and <= "):
+        workflow.Config(**changes).validate()

@@ -20,18 +20,22 @@ Run directory layout (``config.run_dir``)::
     config.json             the configuration of the run
     ckpt-<step>.*           TensorFlow checkpoints (global variables: meta-parameters,
                             learned step sizes, outer optimizer slots, global step)
-    ckpt-<step>.state.pkl   sidecar: episode RandomState, running statistics, elapsed time
+    ckpt-<step>.state.pkl   state file: episode RandomState, running statistics, elapsed time, and
+                            the integrity record (file sizes and SHA-256, structural configuration)
+    checkpoint              the index of the checkpoints (written last; only a hint)
+    run.lock                the lock of the session training in the directory (pid, host)
     events.out.tfevents.*   TensorBoard scalars (losses, accuracies, speed)
     results.json            configuration and final figures
     evaluation.json         written by ``evaluate``
 
 Checkpoints resume exactly: the next episode, the outer optimizer state and the
-global step are those the uninterrupted run would have had.
+global step are those the uninterrupted run would have had. A resume uses the newest checkpoint
+that validates; a damaged one is skipped with a log line saying why.
 
 Modules: :mod:`~boml.workflow.config` (the fields, which are also the command-line flags, and
 the structural-change check), :mod:`~boml.workflow.validation`, :mod:`~boml.workflow.presets`,
 :mod:`~boml.workflow.data`, :mod:`~boml.workflow.model` (the graph),
-:mod:`~boml.workflow.trainer`, :mod:`~boml.workflow.checkpoints`,
+:mod:`~boml.workflow.trainer`, :mod:`~boml.workflow.checkpoints`, :mod:`~boml.workflow.locking`,
 :mod:`~boml.workflow.interrupts`, :mod:`~boml.workflow.progress`,
 :mod:`~boml.workflow.summaries` (TensorBoard), :mod:`~boml.workflow.evaluation`,
 :mod:`~boml.workflow.results` and :mod:`~boml.workflow.plotting`. The names below are
@@ -50,7 +54,9 @@ _LAZY = {
     "resume_command": "trainer", "evaluate": "evaluation", "evaluate_episodes": "evaluation",
     "mean_ci95": "evaluation", "load_run_config": "evaluation", "latest_checkpoint": "checkpoints",
     "checkpoint_for_iteration": "checkpoints", "save_checkpoint": "checkpoints",
-    "restore_checkpoint": "checkpoints", "TrainingInterrupted": "interrupts", "plot_runs": "plotting",
+    "restore_checkpoint": "checkpoints", "find_checkpoint": "checkpoints", "CheckpointError": "checkpoints",
+    "RunLock": "locking", "RunLockedError": "locking", "TrainingInterrupted": "interrupts",
+    "plot_runs": "plotting",
 }
 
 

@@ -39,6 +39,8 @@ ALGORITHM_ALIASES = {"fmaml": "fomaml", "forwardmode": "forward", "forwardmodehg
 DATASETS = ("omniglot", "miniimagenet", "synthetic")
 SPLITS = ("original", "vinyals", "lake")
 LR_GRANULARITIES = ("scalar", "tensor", "element")
+#: Largest seed NumPy's ``RandomState`` accepts.
+SEED_MAX = 2 ** 32 - 1
 
 #: Flag groups of ``python -m boml train --help``, in display order.
 GROUPS = {
@@ -54,7 +56,7 @@ GROUPS = {
 
 
 def option(default, help, flags=(), group="run", structural=False, tag=None, minimum=None, strict=False,
-           choices=None):
+           choices=None, maximum=None):
     """A :class:`Config` field with what the command line and the resume check need.
 
     Args:
@@ -67,13 +69,14 @@ def option(default, help, flags=(), group="run", structural=False, tag=None, min
         minimum: smallest value the command line accepts (numbers).
         strict: ``minimum`` itself is excluded.
         choices: allowed values, shown in the help.
+        maximum: largest value accepted (numbers; None: no bound).
 
     Returns:
         A ``dataclasses.field`` carrying these settings in its metadata.
     """
     return dataclasses.field(default=default, metadata=dict(
         help=help, flags=tuple(flags), group=group, structural=structural, tag=tag, minimum=minimum,
-        strict=strict, choices=choices))
+        strict=strict, choices=choices, maximum=maximum))
 
 
 @dataclass
@@ -135,7 +138,7 @@ class Config:
     clip_value: float = option(0.0, "clip hypergradients to [-v, v] (0: no clipping)", ("-cv",), "training",
                                structural=True, tag="clip", minimum=0)
     seed: int = option(0, "seed of the initialization and of the training episodes", ("-s",), "training",
-                       structural=True, tag="seed")
+                       structural=True, tag="seed", minimum=0, maximum=SEED_MAX)
     num_filters: Optional[int] = option(None, "filters of the four conv blocks (default: the network's)", ("-nf",),
                                         "training", structural=True, tag="nf", minimum=1)
     # MetaInit family
@@ -167,7 +170,8 @@ class Config:
     bda_t: float = option(1.0, "BDA weight t of the lower gradient", ("-bt",), "metafeat", structural=True,
                           tag="t")
     # evaluation
-    test_seed: int = option(12345, "seed of the fixed test (and validation) episodes", (), "evaluation")
+    test_seed: int = option(12345, "seed of the fixed test (and validation: test_seed + 1) episodes", (),
+                            "evaluation", minimum=0, maximum=SEED_MAX - 1)
     val_interval: int = option(0, "validation every N meta-iterations (0: never)", ("-vi",), "evaluation",
                                minimum=0)
     val_episodes: int = option(100, "episodes of each validation", (), "evaluation", minimum=1)
@@ -360,18 +364,38 @@ def derived_run_name(config: Config) -> str:
     return "_".join(parts)
 
 
-def check_resumable(saved: Dict[str, Any], config: Config, run_dir: str) -> None:
-    """Refuses to resume ``run_dir`` when a structural field differs from its saved ``config.json``.
+def structural_values(values: Dict[str, Any]) -> Dict[str, Any]:
+    """The structural fields of a configuration dict (what a checkpoint records)."""
+    return {k: values[k] for k in structural_fields() if k in values}
+
+
+def structural_hash(values: Dict[str, Any]) -> str:
+    """SHA-256 of the structural fields of ``values`` (a configuration dict), as hexadecimal."""
+    import hashlib
+    import json
+
+    text = json.dumps(structural_values(values), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_resumable(saved: Dict[str, Any], config: Config, run_dir: str, ignore=()) -> None:
+    """Refuses to resume ``run_dir`` when a structural field differs from the saved configuration.
+
+    Args:
+        saved: the configuration of the run (``config.json`` or a checkpoint's record).
+        config: the resolved configuration of the new session.
+        run_dir: the run directory (named in the message).
+        ignore: fields allowed to differ (``meta_lr`` when resuming after a divergence).
 
     Raises:
         InvalidArgumentError: names each changed field with both values.
     """
-    changed = [k for k in structural_fields() if k in saved and saved[k] != getattr(config, k)]
+    changed = [k for k in structural_fields() if k in saved and k not in ignore and saved[k] != getattr(config, k)]
     if changed:
         details = ", ".join(f"{k}: saved {saved[k]!r} vs now {getattr(config, k)!r}" for k in changed)
         raise InvalidArgumentError(
             f"Cannot resume {run_dir}: the configuration changed ({details}). Use another --name or logdir, "
-            f"or --no-resume to start over."
+            f"or --no-resume to start afresh in a new run directory."
         )
 
 
@@ -387,6 +411,6 @@ def is_finite_number(value) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
-__all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES", "GROUPS", "Config", "option",
-           "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
-           "derived_run_name", "check_resumable"]
+__all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES", "SEED_MAX", "GROUPS", "Config",
+           "option", "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
+           "derived_run_name", "structural_values", "structural_hash", "check_resumable"]

@@ -15,7 +15,8 @@ import tensorflow.compat.v1 as tf
 
 from boml import utils
 from boml.errors import DataNotFoundError, InvalidArgumentError
-from boml.workflow.checkpoints import checkpoint_for_iteration, latest_checkpoint, restore_checkpoint
+from boml.workflow.checkpoints import CheckpointError, checkpoint_for_iteration, find_checkpoint, load_state, \
+    restore_checkpoint
 from boml.workflow.config import Config
 from boml.workflow.data import load_dataset
 from boml.workflow.model import Model, build_model
@@ -86,6 +87,8 @@ def evaluate(run_dir: str, iterations: Optional[Sequence[int]] = None, test_epis
 
     Raises:
         DataNotFoundError: no ``config.json``, no checkpoint, or no checkpoint of a requested iteration.
+        CheckpointError: a requested checkpoint is damaged, or there are checkpoints and none is valid
+            (without ``iterations`` the newest valid one is used; each newer rejected one is logged).
         InvalidArgumentError: unknown ``split`` or configuration key.
     """
     log = log or LOGGER.info
@@ -98,12 +101,18 @@ def evaluate(run_dir: str, iterations: Optional[Sequence[int]] = None, test_epis
         changes["T_test"] = T_test
     c = load_run_config(run_dir).replace(**changes).validate()
     if iterations:
-        prefixes = [checkpoint_for_iteration(run_dir, i) for i in iterations]
+        chosen = []
+        for prefix in [checkpoint_for_iteration(run_dir, i) for i in iterations]:
+            try:
+                chosen.append((prefix, load_state(prefix, c, ignore=("meta_lr",))))
+            except CheckpointError as error:
+                raise CheckpointError(f"Checkpoint {prefix} cannot be evaluated: {error}. Evaluate another "
+                                      "iteration (without --iterations_to_test: the newest valid one).") from None
     else:
-        prefix = latest_checkpoint(run_dir)
+        prefix, state = find_checkpoint(run_dir, c, ignore=("meta_lr",), log=log)
         if prefix is None:
             raise DataNotFoundError(f"{run_dir} has no checkpoint to evaluate; train first.")
-        prefixes = [prefix]
+        chosen = [(prefix, state)]
     dataset = dataset if dataset is not None else load_dataset(c, log=log)
     meta_dataset = getattr(dataset, split)
     if meta_dataset is None:
@@ -114,8 +123,8 @@ def evaluate(run_dir: str, iterations: Optional[Sequence[int]] = None, test_epis
         graph.finalize()
     rows = []
     with tf.Session(graph=graph, config=session_config(c.threads)) as sess:
-        for prefix in prefixes:
-            restore_checkpoint(sess, model, prefix)
+        for prefix, state in chosen:
+            restore_checkpoint(sess, model, prefix, state)
             iteration = int(sess.run(model.global_step))
             seed = c.test_seed if split == "test" else c.test_seed + 1
             row = evaluate_episodes(sess, model, meta_dataset, c.test_episodes, seed)

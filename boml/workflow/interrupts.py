@@ -67,4 +67,31 @@ class StopRequest:
         return False
 
 
-__all__ = ["EXIT_INTERRUPTED", "TrainingInterrupted", "StopRequest"]
+class TerminateAsInterrupt:
+    """Context manager: while active (main thread only), SIGTERM raises ``KeyboardInterrupt`` as SIGINT does.
+
+    Python's default SIGTERM ends the process without running ``finally`` blocks; with this, a
+    SIGTERM before or after meta-training (graph building, final test) still releases the run lock.
+    Inside the training loop :class:`StopRequest` replaces it.
+    """
+
+    def __init__(self):
+        self._previous = None
+
+    @staticmethod
+    def _handle(number, _frame):
+        raise KeyboardInterrupt(f"{signal.Signals(number).name} received")
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+        return False
+
+
+__all__ = ["EXIT_INTERRUPTED", "TrainingInterrupted", "StopRequest", "TerminateAsInterrupt"]

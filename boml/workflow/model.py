@@ -1,6 +1,6 @@
 """The graph of a run: the original README's construction for the configured algorithm."""
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 
@@ -22,6 +22,9 @@ class Model:
         adapted_accuracy, adapted_loss: per-task query accuracy and loss after adapting
             each task with the training dynamics for ``config.eval_T`` steps.
         saver: ``tf.train.Saver`` over the global variables.
+        extras: learned scalars shown in the progress lines (mean learned lr, BDA alpha, s, t).
+        checked_variables: the floating-point global variables checked before each checkpoint.
+        finite_flags: one boolean per ``checked_variables``: the variable holds no NaN or infinity.
     """
 
     config: Config
@@ -33,6 +36,8 @@ class Model:
     adapted_loss: tf.Tensor
     saver: tf.train.Saver
     extras: Dict[str, tf.Tensor] = field(default_factory=dict)
+    checked_variables: List[tf.Variable] = field(default_factory=list)
+    finite_flags: Optional[tf.Tensor] = None
 
     @property
     def global_step(self):
@@ -98,9 +103,12 @@ def build_model(config: Config, dataset) -> Model:
     for key in ("alpha", "s", "t"):
         if key in learned and isinstance(learned[key], tf.Variable):
             extras[key] = tf.reduce_mean(learned[key])
-    saver = tf.train.Saver(tf.global_variables(), max_to_keep=c.keep_checkpoints)
+    saver = tf.train.Saver(tf.global_variables(), max_to_keep=None)  # the workflow deletes old checkpoints
+    checked = [v for v in tf.global_variables() if v.dtype.base_dtype.is_floating]
+    finite = tf.stack([tf.reduce_all(tf.is_finite(v)) for v in checked]) if checked else None
     return Model(config=c, boml_ho=boml_ho, experiment=ex, inner_grad=inner_grad, accuracy=accuracy,
-                 adapted_accuracy=adapted_accuracy, adapted_loss=adapted_loss, saver=saver, extras=extras)
+                 adapted_accuracy=adapted_accuracy, adapted_loss=adapted_loss, saver=saver, extras=extras,
+                 checked_variables=checked, finite_flags=finite)
 
 
 __all__ = ["Model", "build_model"]

@@ -47,9 +47,16 @@ def read_curves(run_dir: str) -> Dict[str, Any]:
         if not sidecars:
             raise DataNotFoundError(f"{run_dir} has no {RESULTS_FILE} and no checkpoint; give the directory of a "
                                     "`boml train` run.")
-        newest = max(sidecars, key=lambda p: int(os.path.basename(p)[len("ckpt-"):].split(".")[0]))
-        with open(newest, "rb") as handle:
-            saved = pickle.load(handle)
+        saved = None
+        for path in sorted(sidecars, key=lambda p: -int(os.path.basename(p)[len("ckpt-"):].split(".")[0])):
+            try:  # the newest state file that loads (one being written or damaged is skipped)
+                with open(path, "rb") as handle:
+                    saved = pickle.load(handle)
+                break
+            except Exception:
+                continue
+        if not isinstance(saved, dict):
+            raise DataError(f"{run_dir} has no results.json and none of its checkpoint state files can be read.")
     curves = {"name": os.path.basename(os.path.normpath(run_dir)), "progress": list(saved.get("progress") or []),
               "history": list(saved.get("history") or [])}
     if not curves["progress"] and not curves["history"]:

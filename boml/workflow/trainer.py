@@ -1,55 +1,84 @@
 """The meta-training loop of ``python -m boml train``: one ``session.run`` per meta-iteration.
 
 :func:`train` validates the configuration, loads the data (before writing anything, so a run that
-cannot start leaves no run directory behind), resumes from the latest checkpoint, meta-trains until
-``meta_train_iterations`` or ``max_minutes``, and evaluates on the test episodes. Progress lines
-carry a smoothed ETA (:class:`~boml.workflow.progress.EtaEstimator`); SIGINT and SIGTERM stop it
-cleanly (:mod:`boml.workflow.interrupts`).
+cannot start leaves no run directory behind), locks the run directory
+(:class:`~boml.workflow.locking.RunLock`), resumes from the newest valid checkpoint
+(:func:`~boml.workflow.checkpoints.find_checkpoint`), meta-trains until ``meta_train_iterations`` or
+``max_minutes``, and evaluates on the test episodes. ``resume=False`` never deletes a checkpoint:
+when the run directory has some, the session starts in a new one (``<name>-2``, ``-3`` ...).
+Progress lines carry a smoothed ETA (:class:`~boml.workflow.progress.EtaEstimator`); SIGINT and
+SIGTERM stop it cleanly (:mod:`boml.workflow.interrupts`). A divergence (NaN or infinity) never
+reaches a checkpoint; the run can then be resumed from its last good checkpoint with another
+``meta_lr`` (a file ``diverged.json`` in the run directory allows that one change).
 """
 import logging
 import os
 import shlex
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from boml.workflow.checkpoints import latest_checkpoint, remove_checkpoints, restore_checkpoint, save_checkpoint
-from boml.workflow.config import Config, check_resumable
+from boml.errors import DivergenceError
+from boml.workflow.checkpoints import (find_checkpoint, has_checkpoint_files, latest_checkpoint, restore_checkpoint,
+                                       save_checkpoint)
+from boml.workflow.config import Config
 from boml.workflow.data import load_dataset
 from boml.workflow.evaluation import evaluate_episodes, session_config
-from boml.workflow.interrupts import StopRequest, TrainingInterrupted
+from boml.workflow.interrupts import StopRequest, TerminateAsInterrupt, TrainingInterrupted
+from boml.workflow.locking import RunLock
 from boml.workflow.model import build_model
 from boml.workflow.progress import EtaEstimator, format_seconds
 from boml.workflow.results import CONFIG_FILE, RESULTS_FILE, read_json, write_json
 from boml.workflow.summaries import open_writer, remove_events, scalar_summary
 
 LOGGER = logging.getLogger("boml.workflow")
+#: Written when a run diverged after a valid checkpoint: the next resume may change ``meta_lr``.
+DIVERGED_FILE = "diverged.json"
 
 
-def resume_command(run_dir: str) -> str:
+def resume_command(run_dir: str, *extra: str) -> str:
     """The shell command that continues the run of ``run_dir`` (from the directory it was started in)."""
-    return f"python -m boml train --config {shlex.quote(os.path.join(run_dir, CONFIG_FILE))} --resume true"
+    words = ["python", "-m", "boml", "train", "--config", os.path.join(run_dir, CONFIG_FILE), "--resume", "true",
+             *extra]
+    return " ".join(shlex.quote(w) for w in words)
 
 
-def _prepare_run_dir(c: Config) -> Optional[str]:
-    """Creates the run directory, checks a resume and writes ``config.json``; returns the checkpoint to resume."""
+def _new_run_directory(c: Config, log) -> Config:
+    """``resume=False`` on a directory with checkpoints: the same configuration in the first free ``<name>-<k>``."""
+    if c.resume or not has_checkpoint_files(c.run_dir):
+        return c
+    k = 2
+    while os.path.exists(os.path.join(c.logdir, f"{c.run_name}-{k}")):
+        k += 1
+    fresh = c.replace(name=f"{c.run_name}-{k}")
+    log(f"--no-resume: {c.run_dir} has checkpoints, which are kept; this run starts in the new run directory "
+        f"{fresh.run_dir}")
+    return fresh
+
+
+def _prepare_run_dir(c: Config, log):
+    """Finds the checkpoint to resume (``(prefix, state)`` or ``(None, None)``) and writes ``config.json``."""
     run_dir = c.run_dir
-    os.makedirs(run_dir, exist_ok=True)
-    prefix = latest_checkpoint(run_dir) if c.resume else None
-    if prefix and os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
-        check_resumable(read_json(run_dir, CONFIG_FILE, "a run"), c, run_dir)
-    if not c.resume:
-        remove_checkpoints(run_dir)
+    prefix = state = None
+    if c.resume:
+        diverged = read_json(run_dir, DIVERGED_FILE, "") if os.path.exists(os.path.join(run_dir, DIVERGED_FILE)) \
+            else None
+        prefix, state = find_checkpoint(run_dir, c, ignore=("meta_lr",) if diverged else (), log=log)
+        if diverged and prefix:
+            log(f"resuming after the divergence at meta-iteration {diverged['iteration']} from {prefix}: meta_lr "
+                f"{state['config']['meta_lr']:g} -> {c.meta_lr:g}"
+                + (" (unchanged: it will probably diverge again)" if state["config"]["meta_lr"] == c.meta_lr else ""))
+    else:
         remove_events(run_dir)
     write_json(os.path.join(run_dir, CONFIG_FILE), c.to_dict())
-    return prefix
+    return prefix, state
 
 
 def _forget_failed_start(run_dir: str, existed: bool) -> None:
     """After a run failed before its first checkpoint: removes its ``config.json`` (and the directory it made)."""
-    if latest_checkpoint(run_dir) is not None:
+    if has_checkpoint_files(run_dir):
         return
     path = os.path.join(run_dir, CONFIG_FILE)
     if os.path.exists(path):
@@ -76,20 +105,30 @@ def train(config: Config, dataset=None, log=None, clock=time.perf_counter) -> Di
 
     Raises:
         DataError: the dataset is missing (nothing is written then).
+        CheckpointError: the run directory has checkpoints and none is valid (nothing is changed).
+        RunLockedError: another session is training in the run directory (nothing is changed).
         InvalidArgumentError: a bad configuration, or a resume with a changed structural setting.
-        DivergenceError: a loss became NaN or infinite (the last checkpoint is kept).
+        DivergenceError: a loss, hypergradient or variable became NaN or infinite (no non-finite
+            checkpoint is written; the message says how to resume from the last good one).
         TrainingInterrupted: SIGINT/SIGTERM; a checkpoint and ``results.json`` were saved first.
     """
     c = config.validate()
     log = log or LOGGER.info
     dataset = dataset if dataset is not None else load_dataset(c, log=log)
-    existed = os.path.isdir(c.run_dir)
-    try:
-        prefix = _prepare_run_dir(c)
-        return _Session(c, dataset, log, clock).run(prefix)
-    except BaseException:
-        _forget_failed_start(c.run_dir, existed)
-        raise
+    with TerminateAsInterrupt():
+        c = _new_run_directory(c, log)
+        existed = os.path.isdir(c.run_dir)
+        lock = RunLock(c.run_dir, log=log).acquire()
+        try:
+            try:
+                log(f"run directory: {c.run_dir}")
+                resume = _prepare_run_dir(c, log)
+                return _Session(c, dataset, log, clock).run(*resume)
+            finally:
+                lock.release()
+        except BaseException:
+            _forget_failed_start(c.run_dir, existed)
+            raise
 
 
 class _Session:
@@ -99,7 +138,7 @@ class _Session:
         self.c, self.dataset, self.log, self.clock = c, dataset, log, clock
         self.run_dir = c.run_dir
 
-    def run(self, prefix):
+    def run(self, prefix, state):
         c = self.c
         graph = tf.Graph()
         with graph.as_default():
@@ -112,8 +151,10 @@ class _Session:
             sess.run(init)
             self.state = {"rand": np.random.RandomState(c.seed).get_state(), "train_seconds": 0.0, "history": [],
                           "progress": [], "running": {}}
+            self.last_good = prefix
             if prefix:
-                self.state.update(restore_checkpoint(sess, self.model, prefix))
+                self.state.update(restore_checkpoint(sess, self.model, prefix, state))
+                self.state.pop("config", None)
                 self.log(f"resumed from {prefix} at iteration {int(sess.run(self.model.global_step))}")
             self.model.boml_ho.sync_step(sess)
             self.rand = np.random.RandomState()
@@ -139,7 +180,31 @@ class _Session:
 
     def _checkpoint(self):
         self.state.update(rand=self.rand.get_state())
-        return save_checkpoint(self.sess, self.model, self.run_dir, self.state)
+        try:
+            prefix = save_checkpoint(self.sess, self.model, self.run_dir, self.state)
+        except DivergenceError as error:
+            raise self._diverged(error, self.step) from None
+        self.last_good = prefix
+        marker = os.path.join(self.run_dir, DIVERGED_FILE)
+        if os.path.exists(marker):  # the resumed run has its own good checkpoint now
+            os.remove(marker)
+        return prefix
+
+    def _diverged(self, error, iteration):
+        """The :class:`DivergenceError` to raise: ``error`` plus the last good checkpoint and how to resume it."""
+        lower = f"{self.c.meta_lr / 10:g}"
+        if self.last_good is None:
+            return DivergenceError(f"{error} No checkpoint was saved before; run again with a lower --meta_lr "
+                                   f"(now {self.c.meta_lr:g}, e.g. {lower}) or a lower --lr.")
+        write_json(os.path.join(self.run_dir, DIVERGED_FILE),
+                   {"iteration": iteration, "meta_lr": self.c.meta_lr, "last_good": self.last_good,
+                    "error": str(error)})
+        command = resume_command(self.run_dir, "--name", self.c.run_name, "--meta_lr", lower)
+        return DivergenceError(
+            f"{error} No non-finite checkpoint was written: the last good one, {self.last_good}, is kept. Resume "
+            f"from it with a lower meta learning rate (now {self.c.meta_lr:g}; any --meta_lr is accepted for this "
+            f"resume):\n    {command}"
+        )
 
     def _loop(self, saved):
         """Meta-trains; returns why it stopped: "iterations", "budget" or the name of a signal."""
@@ -155,6 +220,8 @@ class _Session:
                 inner_fd, outer_fd = self.model.experiment.feed_dicts(episodes)
                 try:
                     losses = self.model.boml_ho.run(inner_fd, outer_fd, session=self.sess)
+                except DivergenceError as error:
+                    raise self._diverged(error, self.step + 1) from None
                 except Exception:
                     if saved != self.step:
                         self.log(f"meta-iteration {self.step + 1} failed; the last checkpoint is kept")

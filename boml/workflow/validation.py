@@ -25,11 +25,15 @@ def _check_range(field, value):
     kind, optional = field_type(field)
     if value is None and optional:
         return
-    minimum, strict = field.metadata["minimum"], field.metadata["strict"]
+    minimum, strict, maximum = field.metadata["minimum"], field.metadata["strict"], field.metadata["maximum"]
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None
                                                                                    and value < minimum):
-            raise InvalidArgumentError(f"{field.name} must be an integer >= {minimum}; received {value!r}.")
+            bound = f">= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+            raise InvalidArgumentError(f"{field.name} must be an integer {bound}; received {value!r}.")
+        if maximum is not None and value > maximum:
+            raise InvalidArgumentError(f"{field.name} must be an integer >= {minimum} and <= {maximum}; "
+                                       f"received {value!r}.")
     elif kind is float:
         if not is_finite_number(value):
             raise InvalidArgumentError(f"{field.name} must be a finite number; received {value!r}.")
