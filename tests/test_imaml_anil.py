@@ -163,3 +163,28 @@ def test_bad_anil_heads_are_refused(head, match):
     loss = tf.reduce_sum(tf.linalg.matvec(W1, w2) ** 2)
     with pytest.raises(InvalidArgumentError, match=match):
         boml_ho.ll_problem(loss, 0.1, 2, var_list=[W1, w2], head=head)
+
+
+# ------------------------------------------------------------------------------------------- workflow
+def test_cli_algorithms_build_the_strategies_with_their_settings():
+    from boml import workflow
+
+    config = workflow.preset("imaml-synthetic", classes=2, image_size=8, num_filters=4, meta_batch_size=2,
+                             proximal_lambda=3.0, cg_max_iter=7)
+    resolved = config.validate()
+    assert (resolved.method, resolved.inner_method, resolved.outer_method) == ("MetaInit", "Proximal", "Implicit")
+    model = workflow.build_model(resolved, workflow.load_dataset(resolved))
+    assert model.inner_grad.proximal_lambda == 3.0 and model.boml_ho.outergradient.cg_max_iter == 7
+    anil = workflow.Config(algorithm="anil").validate()
+    assert (anil.inner_method, anil.outer_method) == ("ANIL", "Simple")
+
+
+@pytest.mark.parametrize("changes,match", [
+    ({"algorithm": "maml", "proximal_lambda": 2.0}, "proximal_lambda is iMAML's setting"),
+    ({"algorithm": "maml", "cg_max_iter": 5}, "cg_max_iter is a setting of outer_method='Implicit'"),
+])
+def test_cli_settings_of_other_algorithms_are_refused(changes, match):
+    from boml import workflow
+
+    with pytest.raises(InvalidArgumentError, match=match):
+        workflow.Config(**changes).validate()

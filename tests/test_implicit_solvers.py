@@ -126,6 +126,11 @@ def test_cg_warns_with_the_residual_on_an_ill_conditioned_problem(session):
     assert record["iterations"] == 3 and not record["converged"]
     assert f"{record['residual']:.3g}" in message and "cg_max_iter (now 3)" in message
     assert "cg_damping" in message and "1 of 1 task" in message
+    # A run that keeps failing warns at its 1st, 2nd, 4th, 8th ... failing meta-iteration only.
+    with pytest.warns(SolverWarning) as caught:
+        for _ in range(7):
+            boml_ho.run(session=session)
+    assert len(caught) == 2 and "4 meta-iterations failed so far; next warning at 8" in str(caught[1].message)
 
 
 def test_cg_stays_silent_once_the_tolerance_is_reached(session):

@@ -190,8 +190,10 @@ class SolverMonitor:
     """Collects the outcome of every task's solve during ``session.run`` and reports failures after it.
 
     ``watch`` attaches a recorder to the solution tensors; ``BOMLOptimizer.run`` calls
-    ``report`` after each meta-iteration, which warns (``SolverWarning``), raises
-    (``SolverError``) or does nothing, once per meta-iteration, naming the largest residual.
+    ``report`` after each meta-iteration, which raises (``SolverError``), warns
+    (``SolverWarning``, naming the largest residual) or does nothing. Warnings are issued
+    at the 1st, 2nd, 4th, 8th ... failing meta-iteration (a tolerance schedule that
+    tightens with ``k`` would otherwise warn at every one of a long run).
 
     Args:
         owner: the strategy's description for the messages ("Implicit (solver='cg')").
@@ -205,6 +207,8 @@ class SolverMonitor:
         #: The records of the last reported meta-iteration: dicts with ``residual``,
         #: ``tolerance``, ``iterations``, ``converged`` and ``breakdown``.
         self.last_records = []
+        #: Meta-iterations with at least one failed solve so far.
+        self.failures = 0
 
     def watch(self, result):
         """Returns ``result.solution`` made to record ``result``'s flags when computed."""
@@ -236,6 +240,9 @@ class SolverMonitor:
         failed = [r for r in records if r["breakdown"] or not r["converged"]]
         if not failed or self.mode == "ignore":
             return
+        self.failures += 1
+        if self.mode == "warn" and self.failures & (self.failures - 1):
+            return
         worst = max(failed, key=lambda r: r["residual"] / max(r["tolerance"], 1e-300))
         breakdowns = sum(r["breakdown"] for r in failed)
         message = (
@@ -246,6 +253,8 @@ class SolverMonitor:
                f"definite)" if breakdowns else "")
             + f". {self.advice}"
         )
+        if self.mode == "warn" and self.failures > 1:
+            message += f" ({self.failures} meta-iterations failed so far; next warning at {2 * self.failures}.)"
         if self.mode == "raise":
             raise SolverError(message)
         warnings.warn(message, SolverWarning, stacklevel=3)
