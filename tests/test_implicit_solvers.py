@@ -176,3 +176,15 @@ def test_bad_solver_options_are_refused_with_what_is_allowed(options, expected):
         BOMLOuterGradImplicit(**options)
     for text in expected:
         assert text in str(info.value)
+
+
+def test_conjugate_gradient_keeps_its_three_outputs_and_solves_a_spd_system(session):
+    from boml.upper_iter import conjugate_gradient
+
+    A = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    b = np.array([1.0, -2.0, 0.5])
+    q, iterations, residual = conjugate_gradient(lambda p: [tf.linalg.matvec(tf.constant(A), p[0])],
+                                                 [tf.constant(b)], 1e-12, 10)
+    q, iterations, residual = session.run([q[0], iterations, residual])
+    np.testing.assert_allclose(q, np.linalg.solve(A, b), rtol=1e-10)
+    assert iterations <= 3 and residual <= 1e-12
