@@ -1,11 +1,11 @@
-"""MAML++'s multi-step loss and derivative-order annealing (``outer_method="MAML++"``)."""
+"""MAML++'s multi-step loss, derivative-order annealing and LSLR (``outer_method="MAML++"``)."""
 import dataclasses
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
-from boml.errors import InvalidArgumentError
+from boml.errors import InvalidArgumentError, InvalidCombinationError
 from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
 
 __all__ = ["BOMLOuterGradMAMLPlusPlus", "MAMLPlusPlusOptions", "multi_step_loss_weights"]
@@ -53,11 +53,15 @@ class MAMLPlusPlusOptions(UpperOptions):
         first_order_iterations: derivative-order annealing: the meta-gradient is first order
             (inner gradients treated as constants) for the first ``n`` meta-iterations, then
             second order (default 0: always second order).
+        learn_step_sizes: LSLR: one learned inner step size per task variable (layer) and per
+            step, the meta-parameter ``lslr`` of shape ``[T, len(var_list)]`` initialized to the
+            inner learning rate (default False). Not with ``ll_problem(learn_lr=True)``.
     """
 
     multi_step_loss: bool = False
     msl_anneal_iterations: int = 1000
     first_order_iterations: int = 0
+    learn_step_sizes: bool = False
 
     def validate(self, owner):
         super().validate(owner)
@@ -68,6 +72,9 @@ class MAMLPlusPlusOptions(UpperOptions):
             raise InvalidArgumentError(
                 f"{owner}: msl_anneal_iterations must be a positive integer; received "
                 f"{self.msl_anneal_iterations!r}. Try 1000.")
+        if not isinstance(self.learn_step_sizes, bool):
+            raise InvalidArgumentError(
+                f"{owner}: learn_step_sizes must be True or False; received {self.learn_step_sizes!r}.")
         if not _is_int(self.first_order_iterations, 0):
             raise InvalidArgumentError(
                 f"{owner}: first_order_iterations must be an integer >= 0; received "
@@ -86,9 +93,11 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
         dF/dx = d/dx sum_{t=1..T} w_t(k) F(theta_t)             (multi_step_loss)
         dF/dx = d/dx F(theta_T)                                   (otherwise)
 
-    The weights and the switch are fed at every ``run`` (``feed_dict``), so one graph
-    serves the whole schedule. With ``first_order=True`` in ``ll_problem`` the meta-gradient
-    is first order throughout.
+    With ``learn_step_sizes`` (LSLR) step ``t`` uses the step size ``lslr[t-1, i]`` for the
+    task variable ``i`` instead of the inner learning rate, and ``lslr`` receives its
+    hypergradient like the other meta-parameters. The weights and the switch are fed at
+    every ``run`` (``feed_dict``), so one graph serves the whole schedule. With
+    ``first_order=True`` in ``ll_problem`` the meta-gradient is first order throughout.
 
     References:
         Antoniou, Edwards and Storkey, "How to train your MAML", ICLR 2019.
@@ -102,6 +111,36 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
         self.second_order = tf.placeholder_with_default(tf.constant(1.0, tf.float64), [], name="second_order")
         self.loss_weights = tf.placeholder(tf.float64, [None], name="multi_step_loss_weights")
         self._T = None
+        #: The LSLR step sizes ``[T, len(var_list)]`` (a meta-parameter), or None.
+        self.step_sizes = None
+
+    def compute_gradients(self, outer_objective, inner_grad, meta_param=None, param_dict=None):
+        """See ``BOMLOuterGrad.compute_gradients``; with ``learn_step_sizes`` adds ``lslr`` to ``meta_param``.
+
+        Raises:
+            InvalidCombinationError: ``learn_step_sizes`` with a learned inner step size.
+            InvalidArgumentError: ``learn_step_sizes`` with a learning rate that is not a constant.
+        """
+        if self.config.learn_step_sizes:
+            if inner_grad.config.learn_lr:
+                raise InvalidCombinationError(
+                    "outer_method MAML++ with learn_step_sizes=True learns its own per-layer per-step step sizes; "
+                    "received ll_problem(learn_lr=True). Use one of the two.")
+            if self.step_sizes is None:
+                value = tf.get_static_value(inner_grad.learning_rate)
+                if value is None:
+                    raise InvalidArgumentError(
+                        "MAML++ learn_step_sizes initializes the step sizes to the inner learning rate, which must "
+                        f"be a number; received {inner_grad.learning_rate!r}.")
+                dtype = inner_grad.var_list[0].dtype.base_dtype.as_numpy_dtype
+                self.step_sizes = extension.get_outerparameter(
+                    "lslr", np.full([inner_grad.T, len(inner_grad.var_list)], value, dtype))
+            if meta_param is None:
+                meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
+            meta_param = list(meta_param)
+            if not any(p is self.step_sizes for p in meta_param):
+                meta_param.append(self.step_sizes)
+        return super().compute_gradients(outer_objective, inner_grad, meta_param=meta_param, param_dict=param_dict)
 
     def weights(self, global_step):
         """The multi-step loss weights at meta-iteration ``global_step`` (``[0, ..., 1]`` without it)."""
@@ -118,12 +157,19 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
         state = dynamics.initial_state()
         slots = dynamics.initial_slots(state)
         switch = None if self.config.first_order_iterations == 0 else tf.cast(self.second_order, state[0].dtype)
+        rates = None
+        if self.step_sizes is not None:
+            rates = next(local for p, local in zip(dynamics.meta_params, dynamics.meta_locals)
+                         if p is self.step_sizes)
         losses = []
         for t in range(1, dynamics.T + 1):
-            direction = dynamics.direction(t, state)
+            hyper = dynamics.hyperparameters
+            if rates is not None:
+                hyper = hyper._replace(learning_rates=[rates[t - 1, i] for i in range(len(state))])
+            direction = dynamics.direction(t, state, hyper)
             if switch is not None:
                 direction = [tf.stop_gradient(g) + switch * (g - tf.stop_gradient(g)) for g in direction]
-            state, slots = dynamics.apply_direction(t, state, slots, direction)
+            state, slots = dynamics.apply_direction(t, state, slots, direction, hyper)
             if self.config.multi_step_loss or t == dynamics.T:
                 losses.append(dynamics.outer_value(state))
         if self.config.multi_step_loss:
