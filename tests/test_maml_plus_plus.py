@@ -137,3 +137,12 @@ def test_lslr_needs_a_number_to_start_from():
     inner_grad = boml_ho.ll_problem(tf.reduce_sum(theta ** 2), lr, T, var_list=[theta])
     with pytest.raises(InvalidArgumentError, match="must be a number"):
         boml_ho.ul_problem(tf.reduce_sum(theta ** 2), 1e-3, inner_grad, learn_step_sizes=True)
+
+
+def test_cli_algorithm_maml_plus_plus_and_its_settings():
+    from boml import workflow
+
+    config = workflow.preset("maml++-omniglot-5w1s").validate()
+    assert (config.outer_method, config.multi_step_loss, config.first_order_iterations) == ("MAML++", True, 1000)
+    with pytest.raises(InvalidArgumentError, match="multi_step_loss are settings of outer_method='MAML\\+\\+'"):
+        workflow.Config(algorithm="maml", multi_step_loss=True).validate()

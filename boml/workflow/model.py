@@ -111,4 +111,6 @@ __all__ = ["Model", "build_model"]
 def _upper_options(c):
     """The configuration's settings that belong to the chosen upper strategy only (each refuses the others')."""
     return {"Forward": {"forward_max_dim": c.forward_max_dim},
-            "Implicit": {"cg_max_iter": c.cg_max_iter}}.get(c.outer_method, {})
+            "Implicit": {"cg_max_iter": c.cg_max_iter},
+            "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
+                       "first_order_iterations": c.first_order_iterations}}.get(c.outer_method, {})

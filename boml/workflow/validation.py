@@ -77,6 +77,12 @@ def validate(c):
         raise InvalidArgumentError(
             f"cg_max_iter is a setting of outer_method='Implicit' (algorithms 'hoag', 'imaml'); received "
             f"cg_max_iter={c.cg_max_iter!r} with outer_method={c.outer_method!r}.")
+    changed = [k for k, default in (("multi_step_loss", False), ("msl_anneal_iterations", 1000),
+                                    ("first_order_iterations", 0)) if getattr(c, k) != default]
+    if changed and c.outer_method != "MAML++":
+        raise InvalidArgumentError(
+            f"{', '.join(changed)} are settings of outer_method='MAML++' (algorithm 'maml++'); received "
+            f"outer_method={c.outer_method!r}.")
     if c.proximal_lambda != 1.0 and c.inner_method != "Proximal":
         raise InvalidArgumentError(
             f"proximal_lambda is iMAML's setting; it needs inner_method='Proximal' (algorithm 'imaml'); received "
