@@ -84,3 +84,11 @@ class UnknownOptionError(InvalidArgumentError):
 
 class MissingDependencyError(BOMLError, ImportError):
     """An optional dependency (an extra such as ``boml[plot]``) is not installed."""
+
+
+class SolverError(BOMLError, ArithmeticError):
+    """An in-graph linear solve of a hypergradient missed its tolerance or broke down (``solver_failure="raise"``)."""
+
+
+class SolverWarning(UserWarning):
+    """An in-graph linear solve of a hypergradient missed its tolerance or broke down (``solver_failure="warn"``)."""

@@ -355,6 +355,8 @@ class BOMLOptimizer:
             if inner_grad.experiment is not None:
                 inner_grad.experiment.check_training_feed(feed)
         values = session.run(self._fetches, feed_dict=feed)
+        if hasattr(self._outergradient, "after_run"):  # e.g. Implicit reports its unsolved linear systems
+            self._outergradient.after_run(step)
         self._python_steps[id(session)] = step + 1
         losses = {"outer_loss": float(values["outer_loss"]), "inner_loss": float(values["inner_loss"])}
         if not all(np.isfinite(v) for v in losses.values()):

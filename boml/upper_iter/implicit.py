@@ -1,4 +1,4 @@
-"""Implicit hypergradient (HOAG)."""
+"""Implicit hypergradients (HOAG, and iMAML on the ``Proximal`` lower strategy): CG, Neumann, fixed point."""
 import dataclasses
 
 import numpy as np
@@ -7,59 +7,46 @@ import tensorflow.compat.v1 as tf
 from boml import extension
 from boml.errors import InvalidArgumentError
 from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions, add_gradients
+from boml.upper_iter.solvers import (FAILURE_MODES, SolverMonitor, conjugate_gradient, fixed_point_iteration,
+                                     neumann_series, solve_cg)
+
+__all__ = ["BOMLOuterGradImplicit", "ImplicitOptions", "SOLVERS", "conjugate_gradient"]
+
+#: The linear solvers of ``Implicit`` (``ul_problem(solver=...)``).
+SOLVERS = ("cg", "neumann", "fixed_point")
+#: Options that only one solver reads (a value other than the default with another solver is refused).
+_SOLVER_OPTIONS = {"cg_max_iter": ("cg",), "neumann_terms": ("neumann",), "neumann_alpha": ("neumann",),
+                   "fixed_point_max_iter": ("fixed_point",), "cg_damping": ("cg", "neumann"),
+                   "tolerance": ("cg", "fixed_point"), "solver_failure": ("cg", "fixed_point")}
+
+
+def _default_tolerance(k):
+    return 0.1 * 0.9 ** k
+
+
+def _is_int(value, minimum):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value):
+    return isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _unset(value, default):
+    """The value means "not set": the default itself, or a number equal to it."""
+    if value is default:
+        return True
+    if isinstance(value, bool) or callable(value) or value is None or default is None:
+        return False
+    return value == default
 
 
 def _dot(a, b):
     return tf.add_n([tf.reduce_sum(x * y) for x, y in zip(a, b)])
 
 
-def conjugate_gradient(matvec, rhs, tolerance, max_iter):
-    """Solves ``A q = rhs`` for a symmetric positive semi-definite ``A`` in the graph.
-
-    Stops when ``||A q - rhs|| <= tolerance``, after ``max_iter`` iterations, or
-    when the search direction has (numerically) no positive curvature, which
-    happens when ``A`` is singular (e.g. a softmax loss without regularization);
-    the last iterate is then returned instead of diverging.
-
-    Args:
-        matvec: function mapping a list of tensors ``p`` to ``A p``.
-        rhs: list of tensors.
-        tolerance: scalar tensor.
-        max_iter: maximum number of iterations (python int).
-
-    Returns:
-        ``(q, iterations, residual_norm)``.
-    """
-    dtype = rhs[0].dtype
-    n = len(rhs)
-    q0 = [tf.zeros_like(b) for b in rhs]
-    tolerance = tf.cast(tolerance, dtype)
-    tiny = tf.constant(100 * np.finfo(dtype.as_numpy_dtype).eps, dtype)
-
-    def cond(k, rs, healthy, *_):
-        return tf.logical_and(tf.logical_and(k < max_iter, healthy), tf.sqrt(rs) > tolerance)
-
-    def body(k, rs, healthy, *flat):
-        q, r, p = list(flat[:n]), list(flat[n:2 * n]), list(flat[2 * n:])
-        ap = matvec(p)
-        curvature = _dot(p, ap)
-        healthy = curvature > tiny * _dot(p, p)
-        step = tf.where(healthy, rs / tf.where(healthy, curvature, tf.ones_like(curvature)),
-                        tf.zeros_like(rs))
-        q = [qi + step * pi for qi, pi in zip(q, p)]
-        r = [ri - step * api for ri, api in zip(r, ap)]
-        rs_new = tf.where(healthy, _dot(r, r), rs)
-        p = [ri + (rs_new / rs) * pi for ri, pi in zip(r, p)]
-        return [k + 1, rs_new, healthy] + q + r + p
-
-    rs0 = _dot(rhs, rhs)
-    result = tf.while_loop(cond, body, [tf.constant(0), rs0, tf.constant(True)] + q0 + list(rhs) + list(rhs),
-                           maximum_iterations=max_iter, name="conjugate_gradient")
-    return list(result[3:3 + n]), result[0], tf.sqrt(result[1])
-
-
-def _default_tolerance(k):
-    return 0.1 * 0.9 ** k
+def _zeros_for_none(grads, like):
+    return [tf.zeros_like(v) if g is None else g for g, v in zip(grads, like)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,44 +54,112 @@ class ImplicitOptions(UpperOptions):
     """Options of ``Implicit``.
 
     Attributes:
-        tolerance: callable ``k -> float`` (default ``0.1 * 0.9**k``) or a number;
+        solver: how the linear system of the hypergradient is solved: ``"cg"``
+            (conjugate gradient, default), ``"neumann"`` (truncated Neumann series) or
+            ``"fixed_point"`` (fixed-point iteration on the Jacobian of the real inner update).
+        tolerance: ``cg`` and ``fixed_point``: callable ``k -> float`` (default
+            ``0.1 * 0.9**k``) or a number, the residual norm to reach at meta-iteration ``k``;
             fed at every ``run``.
-        cg_max_iter: maximum CG iterations (default 50).
-        cg_damping: ``lambda >= 0`` added to the Hessian (``H + lambda I``), for
-            inner objectives that are not strongly convex (default 0).
+        cg_max_iter: ``cg``: maximum CG iterations (default 50).
+        cg_damping: ``cg`` and ``neumann``: ``lambda >= 0`` added to the Hessian, so that
+            ``(H + lambda I) q = grad_y F`` is solved (default 0). It makes the system positive
+            definite when the inner objective is not strongly convex at ``y_T`` (a softmax loss
+            without weight decay, a saddle point) at the price of a bias of order
+            ``lambda ||H^{-1}||``; a value near the smallest eigenvalue you trust, e.g. 1e-3 to 1e-2
+            times the largest, is the usual choice.
+        neumann_terms: ``neumann``: ``K``, the number of Hessian-vector products (default 20).
+        neumann_alpha: ``neumann``: the step ``alpha`` of the series, which converges for
+            ``0 < alpha < 2 / lambda_max(H)`` (default None: the inner step size of each variable).
+        fixed_point_max_iter: ``fixed_point``: maximum products with the Jacobian of the
+            inner update (default 100).
+        solver_failure: ``cg`` and ``fixed_point``: what ``run`` does when a task's solve
+            stopped above its tolerance or CG met non-positive curvature: ``"warn"`` (a
+            ``SolverWarning`` naming the residual, once per meta-iteration; default),
+            ``"raise"`` (``SolverError``) or ``"ignore"``.
     """
 
     tolerance: object = None
+    solver: str = "cg"
     cg_max_iter: int = 50
     cg_damping: float = 0.0
+    neumann_terms: int = 20
+    neumann_alpha: float = None
+    fixed_point_max_iter: int = 100
+    solver_failure: str = "warn"
 
     def validate(self, owner):
         super().validate(owner)
-        if isinstance(self.cg_max_iter, bool) or not isinstance(self.cg_max_iter, int) or self.cg_max_iter < 1:
+        if self.solver not in SOLVERS:
+            raise InvalidArgumentError(
+                f"{owner}: solver must be one of {list(SOLVERS)}; received {self.solver!r}. Use 'cg' for HOAG.")
+        if not _is_int(self.cg_max_iter, 1):
             raise InvalidArgumentError(f"cg_max_iter must be a positive integer; received {self.cg_max_iter!r}.")
-        if isinstance(self.cg_damping, bool) or not isinstance(self.cg_damping, (int, float)) or self.cg_damping < 0:
+        if not _is_number(self.cg_damping) or self.cg_damping < 0:
             raise InvalidArgumentError(f"cg_damping must be a number >= 0; received {self.cg_damping!r}.")
+        if not _is_int(self.neumann_terms, 0):
+            raise InvalidArgumentError(
+                f"{owner}: neumann_terms must be an integer >= 0; received {self.neumann_terms!r}. Try 20.")
+        if self.neumann_alpha is not None and (not _is_number(self.neumann_alpha) or self.neumann_alpha <= 0):
+            raise InvalidArgumentError(
+                f"{owner}: neumann_alpha must be a positive number below 2 / lambda_max(H), or None for the inner "
+                f"step size; received {self.neumann_alpha!r}.")
+        if not _is_int(self.fixed_point_max_iter, 1):
+            raise InvalidArgumentError(
+                f"{owner}: fixed_point_max_iter must be a positive integer; received {self.fixed_point_max_iter!r}.")
+        if self.solver_failure not in FAILURE_MODES:
+            raise InvalidArgumentError(
+                f"{owner}: solver_failure must be one of {list(FAILURE_MODES)}; received {self.solver_failure!r}.")
+        if self.tolerance is not None and not callable(self.tolerance) and \
+                (not _is_number(self.tolerance) or self.tolerance < 0):
+            raise InvalidArgumentError(
+                f"{owner}: tolerance must be a number >= 0 or a callable k -> float; received {self.tolerance!r}.")
+        for name, solvers in _SOLVER_OPTIONS.items():
+            default = ImplicitOptions.__dataclass_fields__[name].default
+            value = getattr(self, name)
+            if self.solver not in solvers and not _unset(value, default):
+                raise InvalidArgumentError(
+                    f"{owner}: {name}={value!r} is used by solver={' or '.join(map(repr, solvers))} only; received "
+                    f"solver={self.solver!r}. Remove {name}, or choose that solver.")
 
 
 @extension.register_upper_iter("Implicit")
 class BOMLOuterGradImplicit(BOMLOuterGrad):
-    """HOAG: the implicit-function hypergradient at the approximate solution y_T.
+    """The implicit-function hypergradient at the approximate solution y_T (HOAG).
 
     With the optimality condition ``r(x, y) = grad_y f(x, y)`` of the lower problem
     (``dynamics.residual``) assumed to vanish at ``y_T``::
 
-        dF/dx = grad_x F - (d r / dx)^T q,    with  (d r / dy) q = grad_y F,
+        dF/dx = grad_x F - (d r / dx)^T q,    with  (H + cg_damping I) q = grad_y F,
 
-    ``d r / dy`` being the Hessian of ``f``, reached by Hessian-vector products;
-    the system is solved by conjugate gradient from ``q = 0`` until the residual
-    norm falls below ``tolerance(k)`` at meta-iteration ``k`` (or ``cg_max_iter``
-    iterations). The result does not depend on the path to ``y_T``, so it is
-    defined for dynamics that converge to a stationary point: SGD and Momentum
-    (Adam's constant-step iterates hover around it); a learned step size and an
-    MT-net mask (which changes the fixed point) are refused.
+    ``H = d r / dy`` being the Hessian of ``f``, reached by Hessian-vector products.
+    ``solver`` chooses how ``q`` is found:
+
+    * ``"cg"``: conjugate gradient from ``q = 0`` until the residual norm falls below
+      ``tolerance(k)`` at meta-iteration ``k`` (or ``cg_max_iter`` iterations);
+    * ``"neumann"``: ``q = sum_{j=0..K} (I - alpha H)^j alpha grad_y F`` with
+      ``K = neumann_terms`` (Lorraine et al.), i.e. ``K`` more steps of gradient descent
+      back-propagated at ``y_T``;
+    * ``"fixed_point"``: the hypergradient of the fixed point ``z* = Phi(z*; x)`` of the
+      real inner update (state and optimizer slots ``z = (y, s)``, e.g. heavy-ball momentum)::
+
+          dF/dx = grad_x F + (d Phi / dx)^T w,    w = grad_z F + (d Phi / dz)^T w,
+
+      solved by the iteration ``w <- grad_z F + (d Phi / dz)^T w`` (vector-Jacobian
+      products of one real step) until ``||w_new - w|| <= tolerance(k)``; it converges
+      wherever the inner update itself contracts, with no step to choose and no
+      Hessian that must be positive definite.
+
+    The three give the same hypergradient at an exact stationary point. The result does
+    not depend on the path to ``y_T``, so it is defined for dynamics that converge to a
+    stationary point: SGD and Momentum (Adam's constant-step iterates hover around it);
+    a learned step size and an MT-net mask (which changes the fixed point) are refused.
+    On the ``Proximal`` lower strategy this is iMAML (see ``BOMLInnerGradProximal``).
 
     References:
         Pedregosa, "Hyperparameter optimization with approximate gradient", ICML 2016.
+        Lorraine, Vicol and Duvenaud, "Optimizing Millions of Hyperparameters by Implicit
+        Differentiation", AISTATS 2020. Grazzi et al., "On the Iteration Complexity of
+        Hypergradient Computation", ICML 2020.
     """
 
     Options = ImplicitOptions
@@ -117,6 +172,17 @@ class BOMLOuterGradImplicit(BOMLOuterGrad):
         super().__init__(inner_method=inner_method, truncate_iter=truncate_iter, **options)
         self.set_tolerance(self.config.tolerance)
         self.tolerance_placeholder = tf.placeholder_with_default(tf.constant(0.1, tf.float64), [], name="tolerance")
+        advice = {"cg": f"Raise cg_max_iter (now {self.config.cg_max_iter}), loosen the tolerance, or add "
+                        f"cg_damping > 0 (now {self.config.cg_damping}) to solve (H + cg_damping I) q = grad F",
+                  "fixed_point": f"Raise fixed_point_max_iter (now {self.config.fixed_point_max_iter}), loosen the "
+                                 f"tolerance, or run more inner steps T so that y_T is nearer the fixed point (the "
+                                 f"iteration converges only where the inner update contracts)"}.get(self.solver, "")
+        self.monitor = SolverMonitor(f"Implicit (solver={self.solver!r})", self.config.solver_failure,
+                                     advice + "; solver_failure='ignore' silences this.")
+
+    @property
+    def solver(self):
+        return self.config.solver
 
     @property
     def cg_max_iter(self):
@@ -139,8 +205,19 @@ class BOMLOuterGradImplicit(BOMLOuterGrad):
         """Feeds the tolerance of meta-iteration ``global_step``."""
         return {self.tolerance_placeholder: float(self.tolerance(global_step))}
 
+    def after_run(self, global_step):
+        """Reports the solves of the meta-iteration just run (see ``solver_failure``).
+
+        Raises:
+            SolverError: ``solver_failure="raise"`` and a solve failed.
+        """
+        self.monitor.report(global_step)
+
     def task_hypergradients(self, dynamics):
-        solution = [tf.stop_gradient(y) for y in dynamics.unroll(differentiable=False).final]
+        trajectory = dynamics.unroll(differentiable=False)
+        if self.solver == "fixed_point":
+            return self._fixed_point_hypergradients(dynamics, trajectory)
+        solution = [tf.stop_gradient(y) for y in trajectory.final]
         residual = dynamics.residual(solution)
         outer_grads = dynamics.gradient(dynamics.outer_value(solution), solution)
 
@@ -149,8 +226,37 @@ class BOMLOuterGradImplicit(BOMLOuterGrad):
             hvp = tf.gradients(dynamics.residual(point), point, grad_ys=p)
             return [(tf.zeros_like(v) if h is None else h) + self.cg_damping * v for h, v in zip(hvp, p)]
 
-        q, _, _ = conjugate_gradient(hessian_vector, outer_grads, self.tolerance_placeholder, self.cg_max_iter)
-        q = [tf.stop_gradient(v) for v in q]
+        if self.solver == "cg":
+            result = solve_cg(hessian_vector, outer_grads, self.tolerance_placeholder, self.cg_max_iter)
+        else:
+            alpha = self.config.neumann_alpha
+            alphas = (dynamics.hyperparameters.learning_rates if alpha is None
+                      else [tf.constant(alpha, y.dtype) for y in solution])
+            result = neumann_series(hessian_vector, outer_grads, alphas, self.config.neumann_terms)
+        q = [tf.stop_gradient(v) for v in self.monitor.watch(result)]
         direct = tf.gradients(dynamics.outer_value(solution), dynamics.meta_locals)
-        mixed = tf.gradients(-tf.add_n([tf.reduce_sum(g * v) for g, v in zip(residual, q)]), dynamics.meta_locals)
+        mixed = tf.gradients(-_dot(residual, q), dynamics.meta_locals)
+        return add_gradients(direct, mixed), solution
+
+    def _fixed_point_hypergradients(self, dynamics, trajectory):
+        solution = [tf.stop_gradient(y) for y in trajectory.final]
+        slots = [tf.stop_gradient(s) for s in trajectory.slots]
+        n, last = len(solution), dynamics.T
+
+        def update(state, state_slots):
+            direction = dynamics.direction(last, state)
+            new_state, new_slots = dynamics.apply_direction(last, state, state_slots, direction, stop_direction=False)
+            return list(new_state) + list(new_slots)
+
+        def jacobian_transpose(w):
+            point = [tf.identity(v) for v in solution + slots]
+            return _zeros_for_none(tf.gradients(update(point[:n], point[n:]), point, grad_ys=w), point)
+
+        outer = dynamics.outer_value(solution)
+        rhs = dynamics.gradient(outer, solution) + [tf.zeros_like(s) for s in slots]
+        result = fixed_point_iteration(jacobian_transpose, rhs, self.tolerance_placeholder,
+                                       self.config.fixed_point_max_iter)
+        w = [tf.stop_gradient(v) for v in self.monitor.watch(result)]
+        direct = tf.gradients(outer, dynamics.meta_locals)
+        mixed = tf.gradients(_dot(update(solution, slots), w), dynamics.meta_locals)
         return add_gradients(direct, mixed), solution

@@ -32,6 +32,9 @@ ALGORITHMS: Dict[str, Tuple[str, str, str, Dict[str, Any]]] = {
     "darts": ("MetaFeat", "Trad", "Darts", {}),
     "forward": ("MetaFeat", "Trad", "Forward", {}),
     "bda": ("MetaFeat", "Aggr", "Reverse", {"alpha": 0.5}),
+    "imaml": ("MetaInit", "Proximal", "Implicit", {}),
+    "anil": ("MetaInit", "ANIL", "Simple", {}),
+    "maml++": ("MetaInit", "Simple", "MAML++", {"multi_step_loss": True}),
 }
 #: Other spellings of the algorithm names (the README's: FMAML, Forward-mode HG).
 ALGORITHM_ALIASES = {"fmaml": "fomaml", "forwardmode": "forward", "forwardmodehg": "forward"}
@@ -47,7 +50,7 @@ GROUPS = {
     "algorithm": "algorithm (a name, or the BOML triple)",
     "data": "data and episodes",
     "training": "meta-training",
-    "metainit": "MetaInit family (MAML, Meta-SGD, MT-net, WarpGrad)",
+    "metainit": "MetaInit family (MAML, Meta-SGD, MT-net, WarpGrad, iMAML, ANIL, MAML++)",
     "metafeat": "MetaFeat family (RHG, TRHG, HOAG, DARTS, Forward, BDA)",
     "run": "run directory, checkpoints and printing",
     "evaluation": "validation and test",
@@ -92,8 +95,9 @@ class Config:
     algorithm: Optional[str] = option("maml", "algorithm: " + ", ".join(ALGORITHMS), ("-alg",), "algorithm")
     method: Optional[str] = option(None, "MetaInit or MetaFeat (overrides the algorithm's)", ("-md",), "algorithm",
                                    structural=True)
-    inner_method: Optional[str] = option(None, "Simple, Trad or Aggr", ("-i_d",), "algorithm", structural=True)
-    outer_method: Optional[str] = option(None, "Simple, Reptile, Reverse, Implicit, Darts or Forward", ("-o_d",),
+    inner_method: Optional[str] = option(None, "Simple, Trad, Aggr, Proximal or ANIL", ("-i_d",), "algorithm",
+                                         structural=True)
+    outer_method: Optional[str] = option(None, "Simple, Reptile, Reverse, Implicit, Darts, Forward, MAML++", ("-o_d",),
                                          "algorithm", structural=True)
     # data
     dataset: str = option("omniglot", "dataset", ("-d",), "data", structural=True, choices=DATASETS)
@@ -151,11 +155,21 @@ class Config:
     use_t: bool = option(False, "MT-net T-layers", ("-u_T",), "metainit", structural=True, tag="tlayers")
     use_mask: bool = option(False, "MT-net learned update mask", (), "metainit", structural=True, tag="mask")
     use_warp: bool = option(False, "WarpGrad warp layers", ("-u_W",), "metainit", structural=True, tag="warp")
+    multi_step_loss: bool = option(False, "MAML++: optimize the annealed weighted query losses of every inner step",
+                                   (), "metainit", structural=True, tag="msl")
+    msl_anneal_iterations: int = option(1000, "MAML++: meta-iterations over which the multi-step weights anneal", (),
+                                        "metainit", structural=True, tag="msln", minimum=1)
+    first_order_iterations: int = option(0, "MAML++: first-order meta-gradient for the first N meta-iterations", (),
+                                         "metainit", structural=True, tag="foit", minimum=0)
+    proximal_lambda: float = option(1.0, "iMAML: weight lambda of the proximal term lambda/2 ||theta - x||^2", (),
+                                    "metainit", structural=True, tag="plambda", minimum=0, strict=True)
     # MetaFeat family
     truncate_iter: int = option(-1, "TRHG: back-propagate through the last K inner steps (-1: all)", ("-tr_ir",),
                                 "metafeat", structural=True, tag="trunc", minimum=-1)
     xavier: bool = option(False, "MetaFeat head initialised with Glorot instead of zeros", ("-xi",), "metafeat",
                           structural=True, tag="xavier")
+    cg_max_iter: int = option(50, "Implicit (HOAG, iMAML): maximum conjugate-gradient iterations", (), "metafeat",
+                              structural=True, tag="cg", minimum=1)
     forward_max_dim: int = option(1000, "Forward: largest number of scalar hyperparameters allowed", (),
                                   "metafeat", minimum=1)
     alpha: float = option(0.0, "BDA aggregation weight (initial value)", ("-alpha",), "metafeat", structural=True,

@@ -84,6 +84,8 @@ def build_model(config: Config, dataset) -> Model:
     ll_options = dict(inner_objective_optimizer=c.inner_opt, outer_objective=outer_objective,
                       learn_lr=c.learn_lr, first_order=c.first_order, momentum=c.momentum,
                       lr_granularity=c.lr_granularity, use_mask=c.use_mask)
+    if c.inner_method == "Proximal":
+        ll_options.update(proximal_lambda=c.proximal_lambda)
     if c.inner_method == "Aggr":
         ll_options.update(alpha_init=c.alpha, s=c.bda_s, t=c.bda_t, learn_alpha=c.learn_alpha,
                           learn_alpha_itr=c.learn_alpha_itr, learn_st=c.learn_st)
@@ -116,4 +118,7 @@ __all__ = ["Model", "build_model"]
 
 def _upper_options(c):
     """The configuration's settings that belong to the chosen upper strategy only (each refuses the others')."""
-    return {"Forward": {"forward_max_dim": c.forward_max_dim}}.get(c.outer_method, {})
+    return {"Forward": {"forward_max_dim": c.forward_max_dim},
+            "Implicit": {"cg_max_iter": c.cg_max_iter},
+            "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
+                       "first_order_iterations": c.first_order_iterations}}.get(c.outer_method, {})

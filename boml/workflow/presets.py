@@ -25,8 +25,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     "rhg-omniglot-5w1s": dict(
         _OMNIGLOT_5W1S, algorithm="rhg", meta_batch_size=8, T=5, T_test=20, lr=0.1, meta_lr=1e-3,
         meta_train_iterations=6000, max_minutes=30.0, save_interval=500, val_interval=500),
+    "imaml-omniglot-5w1s": dict(
+        _OMNIGLOT_5W1S, algorithm="imaml", num_filters=32, train_examples_test=5, meta_batch_size=8, T=10, T_test=10,
+        lr=0.1, proximal_lambda=2.0, cg_max_iter=5, meta_lr=1e-3, meta_train_iterations=20000, max_minutes=30.0,
+        save_interval=500, val_interval=500),
+    "anil-omniglot-5w1s": dict(_OMNIGLOT_5W1S, **dict(_MAML_OMNIGLOT, algorithm="anil"), meta_batch_size=8, lr=0.4),
+    "maml++-omniglot-5w1s": dict(_OMNIGLOT_5W1S, **dict(_MAML_OMNIGLOT, algorithm="maml++", T=2),
+                                 meta_batch_size=8, lr=0.4, msl_anneal_iterations=2000, first_order_iterations=1000),
     "maml-synthetic": dict(_SYNTHETIC, algorithm="maml", T=1, lr=0.4),
     "rhg-synthetic": dict(_SYNTHETIC, algorithm="rhg", T=3, lr=0.5),
+    "imaml-synthetic": dict(_SYNTHETIC, algorithm="imaml", T=5, lr=0.2, proximal_lambda=2.0, cg_max_iter=5),
+    "anil-synthetic": dict(_SYNTHETIC, algorithm="anil", T=1, lr=0.4),
 }
 
 #: Preset name -> what it is for (printed by ``python -m boml presets``).
@@ -35,8 +44,16 @@ PRESET_DESCRIPTIONS: Dict[str, str] = {
     "maml-omniglot-5w5s": "MAML, Omniglot 5-way 5-shot (Vinyals split), 30 minutes",
     "maml-omniglot-20w1s": "MAML, Omniglot 20-way 1-shot (Vinyals split), 30 minutes",
     "rhg-omniglot-5w1s": "RHG (reverse hypergradient, meta-learned features), Omniglot 5-way 1-shot, 30 minutes",
+    "imaml-omniglot-5w1s": "iMAML (proximal inner problem, CG meta-gradient), Omniglot 5-way 1-shot, 30 minutes "
+                           "(not yet run on the real data)",
+    "anil-omniglot-5w1s": "ANIL (head-only inner loop), Omniglot 5-way 1-shot, 30 minutes "
+                          "(not yet run on the real data)",
+    "maml++-omniglot-5w1s": "MAML++ (multi-step loss, derivative-order annealing), Omniglot 5-way 1-shot, 30 minutes "
+                            "(not yet run on the real data)",
     "maml-synthetic": "MAML on generated 16x16 episodes: needs no data, trains in about a minute",
     "rhg-synthetic": "RHG on generated 16x16 episodes: needs no data, trains in about a minute",
+    "imaml-synthetic": "iMAML on generated 16x16 episodes: needs no data",
+    "anil-synthetic": "ANIL on generated 16x16 episodes: needs no data",
 }
 
 

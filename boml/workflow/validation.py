@@ -77,6 +77,20 @@ def validate(c):
         )
     if c.truncate_iter > c.T:
         raise InvalidArgumentError(f"truncate_iter={c.truncate_iter} cannot exceed T={c.T}.")
+    if c.cg_max_iter != 50 and c.outer_method != "Implicit":
+        raise InvalidArgumentError(
+            f"cg_max_iter is a setting of outer_method='Implicit' (algorithms 'hoag', 'imaml'); received "
+            f"cg_max_iter={c.cg_max_iter!r} with outer_method={c.outer_method!r}.")
+    changed = [k for k, default in (("multi_step_loss", False), ("msl_anneal_iterations", 1000),
+                                    ("first_order_iterations", 0)) if getattr(c, k) != default]
+    if changed and c.outer_method != "MAML++":
+        raise InvalidArgumentError(
+            f"{', '.join(changed)} are settings of outer_method='MAML++' (algorithm 'maml++'); received "
+            f"outer_method={c.outer_method!r}.")
+    if c.proximal_lambda != 1.0 and c.inner_method != "Proximal":
+        raise InvalidArgumentError(
+            f"proximal_lambda is iMAML's setting; it needs inner_method='Proximal' (algorithm 'imaml'); received "
+            f"proximal_lambda={c.proximal_lambda!r} with inner_method={c.inner_method!r}.")
     if any((c.learn_alpha, c.learn_alpha_itr, c.learn_st)) and c.inner_method != "Aggr":
         raise InvalidArgumentError(
             "learn_alpha, learn_alpha_itr and learn_st are BDA settings; they need inner_method='Aggr' "

@@ -1,0 +1,180 @@
+"""MAML++'s multi-step loss, derivative-order annealing and LSLR (``outer_method="MAML++"``)."""
+import dataclasses
+
+import numpy as np
+import tensorflow.compat.v1 as tf
+
+from boml import extension
+from boml.errors import InvalidArgumentError, InvalidCombinationError
+from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
+
+__all__ = ["BOMLOuterGradMAMLPlusPlus", "MAMLPlusPlusOptions", "multi_step_loss_weights"]
+
+
+def _is_int(value, minimum):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
+
+
+def multi_step_loss_weights(k, T, anneal_iterations, final_only=False):
+    """The per-step weights ``w_1..w_T`` of the multi-step loss at meta-iteration ``k``.
+
+    The non-final weights start at ``1/T`` and fall linearly by ``1 / (T N)`` per
+    meta-iteration (``N = anneal_iterations``) to ``0.03 / T``; the final weight is
+    ``1 - sum`` of the others, so the weights always sum to 1 and end at the final loss
+    (Antoniou et al.'s schedule, counted in meta-iterations instead of epochs).
+
+    Args:
+        k: meta-iteration (>= 0).
+        T: number of inner steps.
+        anneal_iterations: ``N``.
+        final_only: return ``[0, ..., 0, 1]`` (the plain MAML objective).
+
+    Returns:
+        A float64 array of length T.
+    """
+    weights = np.zeros(T)
+    if final_only or T == 1:
+        weights[-1] = 1.0
+        return weights
+    weights[:-1] = np.maximum(1.0 / T - k / (T * anneal_iterations), 0.03 / T)
+    weights[-1] = 1.0 - weights[:-1].sum()
+    return weights
+
+
+@dataclasses.dataclass(frozen=True)
+class MAMLPlusPlusOptions(UpperOptions):
+    """Options of ``MAML++``.
+
+    Attributes:
+        multi_step_loss: optimize ``sum_t w_t(k) F(theta_t)`` over the inner steps instead of
+            ``F(theta_T)`` (default False: every switch is off, which is MAML); see ``multi_step_loss_weights``.
+        msl_anneal_iterations: ``N``, the meta-iterations over which the non-final weights decay
+            (default 1000).
+        first_order_iterations: derivative-order annealing: the meta-gradient is first order
+            (inner gradients treated as constants) for the first ``n`` meta-iterations, then
+            second order (default 0: always second order).
+        learn_step_sizes: LSLR: one learned inner step size per task variable (layer) and per
+            step, the meta-parameter ``lslr`` of shape ``[T, len(var_list)]`` initialized to the
+            inner learning rate (default False). Not with ``ll_problem(learn_lr=True)``.
+    """
+
+    multi_step_loss: bool = False
+    msl_anneal_iterations: int = 1000
+    first_order_iterations: int = 0
+    learn_step_sizes: bool = False
+
+    def validate(self, owner):
+        super().validate(owner)
+        if not isinstance(self.multi_step_loss, bool):
+            raise InvalidArgumentError(
+                f"{owner}: multi_step_loss must be True or False; received {self.multi_step_loss!r}.")
+        if not _is_int(self.msl_anneal_iterations, 1):
+            raise InvalidArgumentError(
+                f"{owner}: msl_anneal_iterations must be a positive integer; received "
+                f"{self.msl_anneal_iterations!r}. Try 1000.")
+        if not isinstance(self.learn_step_sizes, bool):
+            raise InvalidArgumentError(
+                f"{owner}: learn_step_sizes must be True or False; received {self.learn_step_sizes!r}.")
+        if not _is_int(self.first_order_iterations, 0):
+            raise InvalidArgumentError(
+                f"{owner}: first_order_iterations must be an integer >= 0; received "
+                f"{self.first_order_iterations!r}.")
+
+
+@extension.register_upper_iter("MAML++")
+class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
+    """MAML's meta-gradient with MAML++'s multi-step loss and derivative-order annealing.
+
+    With ``theta_t = Phi_t(theta_{t-1})`` the real inner steps of the ``Simple`` lower
+    strategy (any optimizer, learned step sizes, mask) and ``s(k)`` 0 for the first
+    ``first_order_iterations`` meta-iterations, 1 after::
+
+        d_t = s(k) g_t + (1 - s(k)) stop_gradient(g_t)          (same value, first or second order)
+        dF/dx = d/dx sum_{t=1..T} w_t(k) F(theta_t)             (multi_step_loss)
+        dF/dx = d/dx F(theta_T)                                   (otherwise)
+
+    With ``learn_step_sizes`` (LSLR) step ``t`` uses the step size ``lslr[t-1, i]`` for the
+    task variable ``i`` instead of the inner learning rate, and ``lslr`` receives its
+    hypergradient like the other meta-parameters. The weights and the switch are fed at
+    every ``run`` (``feed_dict``), so one graph serves the whole schedule. With
+    ``first_order=True`` in ``ll_problem`` the meta-gradient is first order throughout.
+
+    References:
+        Antoniou, Edwards and Storkey, "How to train your MAML", ICLR 2019.
+    """
+
+    Options = MAMLPlusPlusOptions
+    inner_methods = ("Simple",)
+
+    def __init__(self, inner_method=None, truncate_iter=-1, **options):
+        super().__init__(inner_method=inner_method, truncate_iter=truncate_iter, **options)
+        self.second_order = tf.placeholder_with_default(tf.constant(1.0, tf.float64), [], name="second_order")
+        self.loss_weights = tf.placeholder(tf.float64, [None], name="multi_step_loss_weights")
+        self._T = None
+        #: The LSLR step sizes ``[T, len(var_list)]`` (a meta-parameter), or None.
+        self.step_sizes = None
+
+    def compute_gradients(self, outer_objective, inner_grad, meta_param=None, param_dict=None):
+        """See ``BOMLOuterGrad.compute_gradients``; with ``learn_step_sizes`` adds ``lslr`` to ``meta_param``.
+
+        Raises:
+            InvalidCombinationError: ``learn_step_sizes`` with a learned inner step size.
+            InvalidArgumentError: ``learn_step_sizes`` with a learning rate that is not a constant.
+        """
+        if self.config.learn_step_sizes:
+            if inner_grad.config.learn_lr:
+                raise InvalidCombinationError(
+                    "outer_method MAML++ with learn_step_sizes=True learns its own per-layer per-step step sizes; "
+                    "received ll_problem(learn_lr=True). Use one of the two.")
+            if self.step_sizes is None:
+                value = tf.get_static_value(inner_grad.learning_rate)
+                if value is None:
+                    raise InvalidArgumentError(
+                        "MAML++ learn_step_sizes initializes the step sizes to the inner learning rate, which must "
+                        f"be a number; received {inner_grad.learning_rate!r}.")
+                dtype = inner_grad.var_list[0].dtype.base_dtype.as_numpy_dtype
+                self.step_sizes = extension.get_outerparameter(
+                    "lslr", np.full([inner_grad.T, len(inner_grad.var_list)], value, dtype))
+            if meta_param is None:
+                meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
+            meta_param = list(meta_param)
+            if not any(p is self.step_sizes for p in meta_param):
+                meta_param.append(self.step_sizes)
+        return super().compute_gradients(outer_objective, inner_grad, meta_param=meta_param, param_dict=param_dict)
+
+    def weights(self, global_step):
+        """The multi-step loss weights at meta-iteration ``global_step`` (``[0, ..., 1]`` without it)."""
+        return multi_step_loss_weights(global_step, self._T, self.config.msl_anneal_iterations,
+                                       final_only=not self.config.multi_step_loss)
+
+    def feed_dict(self, global_step):
+        """Feeds the weights and the derivative order of meta-iteration ``global_step``."""
+        order = 0.0 if global_step < self.config.first_order_iterations else 1.0
+        return {self.loss_weights: self.weights(global_step), self.second_order: order}
+
+    def task_hypergradients(self, dynamics):
+        self._T = dynamics.T
+        state = dynamics.initial_state()
+        slots = dynamics.initial_slots(state)
+        switch = None if self.config.first_order_iterations == 0 else tf.cast(self.second_order, state[0].dtype)
+        rates = None
+        if self.step_sizes is not None:
+            rates = next(local for p, local in zip(dynamics.meta_params, dynamics.meta_locals)
+                         if p is self.step_sizes)
+        losses = []
+        for t in range(1, dynamics.T + 1):
+            hyper = dynamics.hyperparameters
+            if rates is not None:
+                hyper = hyper._replace(learning_rates=[rates[t - 1, i] for i in range(len(state))])
+            direction = dynamics.direction(t, state, hyper)
+            if switch is not None:
+                direction = [tf.stop_gradient(g) + switch * (g - tf.stop_gradient(g)) for g in direction]
+            state, slots = dynamics.apply_direction(t, state, slots, direction, hyper)
+            if self.config.multi_step_loss or t == dynamics.T:
+                losses.append(dynamics.outer_value(state))
+        if self.config.multi_step_loss:
+            weights = tf.cast(self.loss_weights, losses[0].dtype)
+            objective = tf.add_n([weights[t] * loss for t, loss in enumerate(losses)])
+        else:
+            objective = losses[-1]
+        return tf.gradients(objective, dynamics.meta_locals), state
