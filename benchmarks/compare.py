@@ -134,6 +134,7 @@ def sampling_share(args):
     from boml.workflow.config import Config
     from boml.workflow.data import load_dataset
     from boml.workflow.model import build_model
+    from boml.workflow.prefetch import Prefetcher
 
     real = os.path.isdir(os.path.join(args.data, "omniglot_resized"))
     config = Config(algorithm="maml", dataset="omniglot" if real else "synthetic",
@@ -147,25 +148,30 @@ def sampling_share(args):
     with graph.as_default():
         model = build_model(config, dataset)
         init = tf.global_variables_initializer()
-    rand = np.random.RandomState(0)
-    sample, run = [], []
+    def sample(rand):
+        return model.experiment.feed_dicts(dataset.train.generate_batch(config.meta_batch_size, rand=rand))
+
     with tf.Session(graph=graph) as sess:
         sess.run(init)
-        for step in range(args.repeats + 1):
-            start = time.perf_counter()
-            episodes = dataset.train.generate_batch(config.meta_batch_size, rand=rand)
-            feeds = model.experiment.feed_dicts(episodes)
-            middle = time.perf_counter()
-            model.boml_ho.run(*feeds, session=sess)
-            end = time.perf_counter()
-            if step:  # the first run includes the graph's one-time costs
-                sample.append(middle - start)
-                run.append(end - middle)
-    shares = [s / (s + r) for s, r in zip(sample, run)]
-    print(f"sampling ({'real Omniglot' if real else 'synthetic'}, dataset load {load:.1f} s): "
-          f"generate_batch + feed_dicts {_summary(sample)}; boml_ho.run {_summary(run)}; "
-          f"share of the meta-iteration {100 * statistics.median(shares):.2f}% "
-          f"(range {100 * min(shares):.2f}-{100 * max(shares):.2f}%)")
+        model.boml_ho.run(*sample(np.random.RandomState(1)), session=sess)  # one-time costs
+        shares = {}
+        for prefetch in (0, 2):  # the trainer's two paths: sampled in the loop, or ahead in a thread
+            rand, waits, runs = np.random.RandomState(0), [], []
+            with Prefetcher(sample, rand, prefetch or 1) as ahead:
+                for _ in range(args.repeats):
+                    start = time.perf_counter()
+                    feeds = ahead.next()[0] if prefetch else sample(rand)
+                    middle = time.perf_counter()
+                    model.boml_ho.run(*feeds, session=sess)
+                    waits.append(middle - start)
+                    runs.append(time.perf_counter() - middle)
+            shares[prefetch] = [w / (w + r) for w, r in zip(waits, runs)]
+            what = "waiting for the prefetched batch" if prefetch else "generate_batch + feed_dicts"
+            print(f"sampling ({'real Omniglot' if real else 'synthetic'}, prefetch={prefetch}): {what} "
+                  f"{_summary(waits)}; boml_ho.run {_summary(runs)}; share of the meta-iteration "
+                  f"{100 * statistics.median(shares[prefetch]):.2f}% (range {100 * min(shares[prefetch]):.2f}-"
+                  f"{100 * max(shares[prefetch]):.2f}%)")
+    print(f"dataset load {load:.1f} s")
     return shares
 
 
