@@ -17,8 +17,8 @@ class SimpleLowerOptions(LowerOptions):
         while_loop_threshold: from this many inner steps on (``T >= while_loop_threshold``)
             the inner loop is one ``tf.while_loop`` whose graph does not grow with T
             (its reverse pass keeps the T states: memory linear in T); below it the
-            steps are unrolled in Python (a graph linear in T, slightly faster per
-            step at small T). Default 16. WarpGrad's meta-objectives, which need
+            steps are unrolled in Python (a graph linear in T; the same speed at T=5,
+            measured in docs/performance.rst). Default 16. WarpGrad's meta-objectives, which need
             every intermediate state, are always unrolled.
     """
 
