@@ -65,6 +65,47 @@ def cross_entropy(outputs, labels):
     return tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=outputs))
 
 
+def build_reference(meta_batch=32, T=5, batch_norm="fused", first_order=False, parallel_iterations=32,
+                    dynamic_shapes=False, seed=0):
+    """Builds the reference meta-iteration in the default graph.
+
+    Returns:
+        ``(train_op, feed_dict)``: one ``session.run(train_op, feed_dict)`` is one meta-iteration.
+    """
+    batch = None if dynamic_shapes else meta_batch
+    support = None if dynamic_shapes else WAYS * SHOTS
+    query = None if dynamic_shapes else WAYS * QUERIES
+    x = tf.placeholder(tf.float32, [batch, support, SIZE, SIZE, 1])
+    y = tf.placeholder(tf.float32, [batch, support, WAYS])
+    x_ = tf.placeholder(tf.float32, [batch, query, SIZE, SIZE, 1])
+    y_ = tf.placeholder(tf.float32, [batch, query, WAYS])
+    params = make_parameters(batch_norm)
+    names = sorted(params)
+
+    def task(elements):
+        xs, ys, xq, yq = elements
+        fast = dict(params)
+        for _ in range(T):
+            loss = cross_entropy(logits(xs, fast, batch_norm), ys)
+            grads = tf.gradients(loss, [fast[n] for n in names])
+            if first_order:
+                grads = [tf.stop_gradient(g) for g in grads]
+            fast = {n: fast[n] - 0.4 * g for n, g in zip(names, grads)}
+        query_loss = cross_entropy(logits(xq, fast, batch_norm), yq)
+        return [query_loss] + tf.gradients(query_loss, [params[n] for n in names])
+
+    outputs = tf.map_fn(task, (x, y, x_, y_), fn_output_signature=[tf.float32] * (1 + len(names)),
+                        parallel_iterations=parallel_iterations)
+    meta_grads = [tf.reduce_mean(g, 0) for g in outputs[1:]]
+    train = tf.train.AdamOptimizer(1e-3).apply_gradients(zip(meta_grads, [params[n] for n in names]))
+    rand = np.random.RandomState(seed)
+    feed = {x: rand.rand(meta_batch, WAYS * SHOTS, SIZE, SIZE, 1),
+            y: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * SHOTS))],
+            x_: rand.rand(meta_batch, WAYS * QUERIES, SIZE, SIZE, 1),
+            y_: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * QUERIES))]}
+    return train, feed
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--meta-batch", type=int, default=32)
@@ -72,44 +113,18 @@ def main():
     parser.add_argument("--steps", type=int, default=8, help="timed meta-iterations after the first")
     parser.add_argument("--parallel-iterations", type=int, default=32)
     parser.add_argument("--batch-norm", default="fused", choices=["fused", "written", "none"])
+    parser.add_argument("--first-order", action="store_true", help="first-order MAML (inner gradients constant)")
     parser.add_argument("--dynamic-shapes", action="store_true",
                         help="placeholders with unknown task and example counts (as a reusable experiment has)")
     args = parser.parse_args()
     tf.disable_eager_execution()
-    batch = None if args.dynamic_shapes else args.meta_batch
-    support = None if args.dynamic_shapes else WAYS * SHOTS
-    query = None if args.dynamic_shapes else WAYS * QUERIES
 
     start = time.perf_counter()
-    x = tf.placeholder(tf.float32, [batch, support, SIZE, SIZE, 1])
-    y = tf.placeholder(tf.float32, [batch, support, WAYS])
-    x_ = tf.placeholder(tf.float32, [batch, query, SIZE, SIZE, 1])
-    y_ = tf.placeholder(tf.float32, [batch, query, WAYS])
-    params = make_parameters(args.batch_norm)
-    names = sorted(params)
-
-    def task(elements):
-        xs, ys, xq, yq = elements
-        fast = dict(params)
-        for _ in range(args.T):
-            loss = cross_entropy(logits(xs, fast, args.batch_norm), ys)
-            grads = tf.gradients(loss, [fast[n] for n in names])
-            fast = {n: fast[n] - 0.4 * g for n, g in zip(names, grads)}
-        query_loss = cross_entropy(logits(xq, fast, args.batch_norm), yq)
-        return [query_loss] + tf.gradients(query_loss, [params[n] for n in names])
-
-    outputs = tf.map_fn(task, (x, y, x_, y_), fn_output_signature=[tf.float32] * (1 + len(names)),
-                        parallel_iterations=args.parallel_iterations)
-    meta_grads = [tf.reduce_mean(g, 0) for g in outputs[1:]]
-    train = tf.train.AdamOptimizer(1e-3).apply_gradients(zip(meta_grads, [params[n] for n in names]))
+    train, feed = build_reference(args.meta_batch, args.T, args.batch_norm, args.first_order,
+                                  args.parallel_iterations, args.dynamic_shapes)
     build = time.perf_counter() - start
     ops = len(tf.get_default_graph().get_operations())
 
-    rand = np.random.RandomState(0)
-    feed = {x: rand.rand(args.meta_batch, WAYS * SHOTS, SIZE, SIZE, 1),
-            y: np.eye(WAYS)[rand.randint(WAYS, size=(args.meta_batch, WAYS * SHOTS))],
-            x_: rand.rand(args.meta_batch, WAYS * QUERIES, SIZE, SIZE, 1),
-            y_: np.eye(WAYS)[rand.randint(WAYS, size=(args.meta_batch, WAYS * QUERIES))]}
     with tf.Session() as session:
         session.run(tf.global_variables_initializer())
         start = time.perf_counter()
@@ -121,7 +136,7 @@ def main():
             session.run(train, feed)
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    print(f"reference MAML (no boml) batch_norm={args.batch_norm} "
+    print(f"reference {'FMAML' if args.first_order else 'MAML'} (no boml) batch_norm={args.batch_norm} "
           f"shapes={'dynamic' if args.dynamic_shapes else 'static'} meta_batch={args.meta_batch} T={args.T}")
     print(f"graph build: {build:.2f} s ({ops} ops)")
     print(f"first meta-iteration: {first:.2f} s")

@@ -49,6 +49,33 @@ def load_dataset(data_root, ways, shots, queries):
                                image_shape=(28, 28, 1)), "synthetic 28x28"
 
 
+def build_boml(algorithm, dataset, meta_batch=32, T=5, parallel_iterations=32, batch_norm=True, ll_options=None):
+    """Builds the boml meta-iteration of ``algorithm`` in the default graph.
+
+    Returns:
+        ``(boml_ho, experiment)``: ``boml_ho.run(*experiment.feed_dicts(episodes))`` is one meta-iteration.
+    """
+    method, inner, outer, ll_flags = ALGORITHMS[algorithm]
+    ll_flags = {**ll_flags, **(ll_options or {})}
+    ex = boml.BOMLExperiment(dataset, meta_batch_size=meta_batch)
+    boml_ho = boml.BOMLOptimizer(method, inner, outer, truncate_iter=1 if algorithm == "TRHG" else -1)
+    meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1", **({} if batch_norm else {"norm": None}))
+    if method == "MetaInit":
+        ex.model = boml_ho.base_learner(ex.x, meta_learner)
+        outer_objective = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
+    else:
+        ex.model = boml_ho.base_learner(meta_learner.re_forward(ex.x).out, meta_learner)
+        outer_objective = boml.utils.cross_entropy(
+            ex.model.re_forward(meta_learner.re_forward(ex.x_).out).out, ex.y_)
+    inner_objective = boml.utils.cross_entropy(ex.model.out, ex.y)
+    inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=0.4, T=T, experiment=ex,
+                                    var_list=ex.model.var_list, outer_objective=outer_objective, **ll_flags)
+    boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=parallel_iterations,
+                       meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
+    boml_ho.aggregate_all()
+    return boml_ho, ex
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithm", default="MAML", choices=sorted(ALGORITHMS))
@@ -62,28 +89,12 @@ def main():
     parser.add_argument("--no-batch-norm", action="store_true", help="conv-4 without batch norm (norm=None)")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     args = parser.parse_args()
-    method, inner, outer, ll_flags = ALGORITHMS[args.algorithm]
     dataset, source = load_dataset(args.data, 5, 1, 15)
     tf.disable_eager_execution()
 
     start = time.perf_counter()
-    ex = boml.BOMLExperiment(dataset, meta_batch_size=args.meta_batch)
-    boml_ho = boml.BOMLOptimizer(method, inner, outer, truncate_iter=1 if args.algorithm == "TRHG" else -1)
-    meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1",
-                                        **({"norm": None} if args.no_batch_norm else {}))
-    if method == "MetaInit":
-        ex.model = boml_ho.base_learner(ex.x, meta_learner)
-        outer_objective = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
-    else:
-        ex.model = boml_ho.base_learner(meta_learner.re_forward(ex.x).out, meta_learner)
-        outer_objective = boml.utils.cross_entropy(
-            ex.model.re_forward(meta_learner.re_forward(ex.x_).out).out, ex.y_)
-    inner_objective = boml.utils.cross_entropy(ex.model.out, ex.y)
-    inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=0.4, T=args.T, experiment=ex,
-                                    var_list=ex.model.var_list, outer_objective=outer_objective, **ll_flags)
-    boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=args.parallel_iterations,
-                       meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
-    boml_ho.aggregate_all()
+    boml_ho, ex = build_boml(args.algorithm, dataset, args.meta_batch, args.T, args.parallel_iterations,
+                             not args.no_batch_norm)
     build = time.perf_counter() - start
     ops = len(tf.get_default_graph().get_operations())
 

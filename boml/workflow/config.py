@@ -206,6 +206,8 @@ class Config:
     # system
     threads: int = option(0, "intra-op threads (0: TensorFlow's default)", (), "system", minimum=0)
     parallel_iterations: int = option(16, "tasks of a meta-batch computed concurrently", (), "system", minimum=1)
+    prefetch: int = option(2, "training meta-batches sampled ahead in a background thread, same order "
+                                "(0: sample in the loop)", (), "system", minimum=0)
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":

@@ -11,6 +11,7 @@ SIGTERM stop it cleanly (:mod:`boml.workflow.interrupts`). A divergence (NaN or 
 reaches a checkpoint; the run can then be resumed from its last good checkpoint with another
 ``meta_lr`` (a file ``diverged.json`` in the run directory allows that one change).
 """
+import contextlib
 import logging
 import os
 import shlex
@@ -29,6 +30,7 @@ from boml.workflow.evaluation import evaluate_episodes, session_config
 from boml.workflow.interrupts import StopRequest, TerminateAsInterrupt, TrainingInterrupted
 from boml.workflow.locking import RunLock
 from boml.workflow.model import build_model
+from boml.workflow.prefetch import Prefetcher
 from boml.workflow.progress import EtaEstimator, format_seconds
 from boml.workflow.results import CONFIG_FILE, RESULTS_FILE, read_json, write_json
 from boml.workflow.summaries import open_writer, remove_events, scalar_summary
@@ -212,12 +214,11 @@ class _Session:
         budget = None if c.max_minutes is None else 60.0 * c.max_minutes
         eta = EtaEstimator(clock=self.clock)
         interval = {"outer_loss": 0.0, "inner_loss": 0.0, "n": 0}
-        with StopRequest(log=self.log) as stop:
+        with StopRequest(log=self.log) as stop, self._episodes() as next_feeds:
             while (self.step < c.meta_train_iterations and (budget is None or state["train_seconds"] < budget)
                    and stop.requested is None):
                 eta.start()
-                episodes = self.dataset.train.generate_batch(c.meta_batch_size, rand=self.rand)
-                inner_fd, outer_fd = self.model.experiment.feed_dicts(episodes)
+                inner_fd, outer_fd = next_feeds()
                 try:
                     losses = self.model.boml_ho.run(inner_fd, outer_fd, session=self.sess)
                 except DivergenceError as error:
@@ -245,6 +246,24 @@ class _Session:
         if stop.requested:
             return stop.requested
         return "budget" if self.step < c.meta_train_iterations else "iterations"
+
+    def _sample(self, rand):
+        episodes = self.dataset.train.generate_batch(self.c.meta_batch_size, rand=rand)
+        return self.model.experiment.feed_dicts(episodes)
+
+    @contextlib.contextmanager
+    def _episodes(self):
+        """Yields a callable returning the next meta-batch's feed dicts (sampled ahead with ``prefetch``)."""
+        if not self.c.prefetch:
+            yield lambda: self._sample(self.rand)
+            return
+        with Prefetcher(self._sample, self.rand, self.c.prefetch) as ahead:
+            def next_feeds():
+                feeds, rand_state = ahead.next()
+                self.rand.set_state(rand_state)  # as if sampled here: checkpoints resume the same sequence
+                return feeds
+
+            yield next_feeds
 
     def _record(self, losses, interval):
         running = self.state["running"]
