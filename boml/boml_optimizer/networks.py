@@ -4,7 +4,7 @@ import re
 from boml import extension
 from boml.errors import InvalidArgumentError, PhaseError, UnknownNameError, describe_allowed
 
-__all__ = ["build_meta_learner", "build_base_learner", "episode_starts"]
+__all__ = ["build_meta_learner", "build_base_learner", "episode_starts", "task_variables"]
 
 
 def _dim_output(dataset, model_args):
@@ -84,3 +84,32 @@ def episode_starts(var_list, networks):
                 break
         starts.append(start)
     return starts
+
+
+def task_variables(experiment, var_list, initial_state, networks):
+    """The task variables of ``ll_problem`` and their episode starts.
+
+    Args:
+        experiment: the ``BOMLExperiment`` (its ``model`` supplies the default variables) or None.
+        var_list: the variables given by the user, or None.
+        initial_state: the starts given by the user, or None (then handed over by the networks).
+        networks: the networks built by the facade.
+
+    Returns:
+        ``(var_list, initial_state)``.
+
+    Raises:
+        InvalidArgumentError: no variables were given and the experiment has no model.
+    """
+    model = getattr(experiment, "model", None)
+    if var_list is None:
+        if model is None:
+            raise InvalidArgumentError(
+                "ll_problem needs the task variables: pass var_list=ex.model.var_list, or set ex.model to the "
+                "base learner and pass experiment=ex."
+            )
+        var_list = model.var_list
+    var_list = list(var_list)
+    if initial_state is None:
+        initial_state = episode_starts(var_list, ([model] if model is not None else []) + list(networks))
+    return var_list, initial_state

@@ -67,6 +67,9 @@ class BOMLInnerGradAggr(BOMLInnerGradTrad):
         learned.update(alpha=alpha, s=s, t=t)
         return learned
 
+    def shared_settings(self):
+        return dict(super().shared_settings(), **{key: self.learned[key] for key in ("alpha", "s", "t")})
+
     def coefficients(self, task):
         dtype = self.var_list[0].dtype.base_dtype
         return {key: tf.cast(task.local(self.learned[key]), dtype) for key in ("alpha", "s", "t")}
