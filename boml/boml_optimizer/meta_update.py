@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.errors import DivergenceError, InvalidArgumentError, UnknownNameError
+from boml.lower_iter.inner_grad import GRAPH_CHECK_MARKER
 
 __all__ = ["OUTER_OPTIMIZERS", "MetaUpdate", "StepCounter", "outer_optimizer", "training_feed"]
 
@@ -22,8 +23,6 @@ OUTER_OPTIMIZERS = {
     "Momentum": lambda lr, momentum: tf.train.MomentumOptimizer(lr, momentum),
     "SGD": lambda lr, momentum: tf.train.GradientDescentOptimizer(lr),
 }
-#: Marker of boml's in-graph checks, so that ``run`` can translate TensorFlow's error.
-CHECK_MARKER = "boml check:"
 
 
 def _positive(value):
@@ -184,8 +183,8 @@ class MetaUpdate:
 def translate(error):
     """boml's ``InvalidArgumentError`` for TensorFlow's, when it is a boml check or a missing feed."""
     message = error.message or ""
-    if CHECK_MARKER in message:
-        detail = message.split(CHECK_MARKER, 1)[1].split("\n")[0].strip()
+    if GRAPH_CHECK_MARKER in message:
+        detail = message.split(GRAPH_CHECK_MARKER, 1)[1].split("\n")[0].strip()
         return InvalidArgumentError(detail)
     match = re.search(r"You must feed a value for placeholder tensor '([^']+)'", message)
     if match:

@@ -1,5 +1,8 @@
 """Network construction for the facade: registry look-up of the meta-learner and the base learner."""
+import inspect
 import re
+
+import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError, PhaseError, UnknownNameError, describe_allowed
@@ -14,6 +17,14 @@ def _dim_output(dataset, model_args):
     return getattr(train, "dim_target", None)
 
 
+def _takes(factory, keyword):
+    try:
+        parameters = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
+
+
 def build_meta_learner(method, _input, dataset, meta_model, name, use_t, use_warp, model_args):
     """Builds the registered network ``<dataset><method><version>`` (or ``<method><version>``).
 
@@ -22,7 +33,8 @@ def build_meta_learner(method, _input, dataset, meta_model, name, use_t, use_war
 
     Raises:
         UnknownNameError: no network is registered under the candidate names.
-        InvalidArgumentError: a MetaInit network without a number of classes.
+        InvalidArgumentError: a MetaInit network without a number of classes, or a
+            ``data_type`` other than the input's dtype.
     """
     version = str(meta_model)
     if re.fullmatch(r"[vV]\d+", version):  # "v1" (the original's default) means "V1"
@@ -36,6 +48,16 @@ def build_meta_learner(method, _input, dataset, meta_model, name, use_t, use_war
             f"{describe_allowed(extension.NETWORKS.names())}. Register one with boml.extension.register_network."
         )
     kwargs = dict(model_args)
+    input_dtype = getattr(_input, "dtype", None)
+    if input_dtype is not None and input_dtype.base_dtype.is_floating and _takes(factory, "data_type"):
+        # The network computes in the experiment's dtype; an explicit other one would be a silent cast.
+        given = kwargs.setdefault("data_type", input_dtype.base_dtype)
+        if tf.as_dtype(given) != input_dtype.base_dtype:
+            raise InvalidArgumentError(
+                f"meta_learner(data_type={tf.as_dtype(given).name}) does not match the input's dtype "
+                f"{input_dtype.base_dtype.name} (the experiment's dtype). Leave data_type out (the network then "
+                f"uses the input's dtype) or create the experiment with BOMLExperiment(..., dtype=...) to match."
+            )
     dim_output = _dim_output(dataset, kwargs)
     kwargs.update(use_t=use_t, use_warp=use_warp)
     if method == "MetaInit":

@@ -32,6 +32,8 @@ __all__ = ["BOMLInnerGrad", "BOMLInnerGradTrad", "LowerOptions", "Trajectory", "
            "LR_GRANULARITIES"]
 
 LR_GRANULARITIES = ("scalar", "tensor", "element")
+#: Prefix of the messages of boml's in-graph checks (``BOMLOptimizer.run`` turns them into boml's errors).
+GRAPH_CHECK_MARKER = "boml check:"
 _OPTIMIZER_OPTIONS = ("momentum", "beta1", "beta2", "epsilon", "use_nesterov", "epsilon_inside_sqrt")
 
 
@@ -244,7 +246,12 @@ class BOMLInnerGrad:
         config = self.config
         if not config.learn_lr:
             if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
-                lr = tf.cast(learning_rate, dtype, name="lr")
+                lr = tf.cast(learning_rate, dtype)
+                check = tf.debugging.assert_positive(
+                    lr, message=f"{GRAPH_CHECK_MARKER} the learning_rate tensor given to ll_problem must be positive "
+                                f"(a negative one runs gradient ascent); pass a tensor whose values are > 0.")
+                with tf.control_dependencies([check]):
+                    lr = tf.identity(lr, name="lr")
             else:
                 lr = tf.constant(learning_rate, dtype, name="lr")
             rates = [lr] * len(self.var_list)
@@ -376,9 +383,17 @@ class BOMLInnerGrad:
 
         Returns:
             Matching tensors with a leading task axis.
+
+        Raises:
+            InvalidArgumentError: ``T`` is not a positive integer.
         """
         from boml.task import map_over_tasks
 
+        if T is not None and (not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1):
+            raise InvalidArgumentError(
+                f"adapted(T=...) must be a positive number of adaptation steps; received T={T!r}. Pass T >= 1, "
+                f"or T=None for the training T={self.T}."
+            )
         single = not isinstance(tensors, (list, tuple))
         items = self.on_task_variables([tensors] if single else list(tensors))
 

@@ -161,8 +161,15 @@ class BOMLOuterGrad:
         Raises:
             DetachedOuterParameterError: a meta-parameter has no influence on ``F``.
             InvalidCombinationError: see ``check_lower``.
+            InvalidArgumentError: ``truncate_iter`` exceeds the lower strategy's ``T``.
         """
         self.check_lower(inner_grad)
+        if self.truncate_iter > inner_grad.T:
+            raise InvalidArgumentError(
+                f"truncate_iter={self.truncate_iter} is larger than the number of inner steps T={inner_grad.T}: "
+                f"TRHG back-propagates through the last K <= T steps. Pass truncate_iter between 0 and {inner_grad.T} "
+                f"(or -1 for full Reverse)."
+            )
         outer_objective = inner_grad.on_task_variables(outer_objective)
         if meta_param is None:
             meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
