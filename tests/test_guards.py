@@ -44,6 +44,28 @@ def test_float64_meta_parameters_get_a_float64_meta_learning_rate(session):
     np.testing.assert_allclose(w0 - session.run(W), 1e-3 * g0, rtol=1e-9)  # float32(1e-3) is off by 5e-8
 
 
+def test_float64_outer_adam_is_the_float64_update(session):
+    d = toys.make_data(seed=6)
+    boml_ho, _, _ = toys.build_toy(d, T=2, lr=0.1)  # outer Adam, meta learning rate 1e-3
+    boml_ho.aggregate_all()
+    session.run(tf.global_variables_initializer())
+    (grad, W), = boml_ho.hypergradients
+    w0, g0 = session.run([W, grad])
+    boml_ho.run(session=session)
+    lr_t = 1e-3 * np.sqrt(1 - 0.999) / (1 - 0.9)  # first step: m = 0.1 g, v = 0.001 g^2
+    step = lr_t * 0.1 * g0 / (np.sqrt(0.001 * g0 ** 2) + 1e-8)
+    np.testing.assert_allclose(w0 - session.run(W), step, rtol=1e-11)  # with float32 beta powers: off by 1e-10
+
+
+def test_an_error_of_the_users_own_graph_is_not_disguised(session):
+    scale = tf.placeholder(tf.float64, [], name="scale")
+    boml_ho, _, _ = toys.build_toy(toys.make_data(), T=2)
+    boml_ho.aggregate_all(gradient_clip=lambda g: tf.debugging.check_numerics(g * scale, "user's check"))
+    session.run(tf.global_variables_initializer())
+    with pytest.raises(tf.errors.InvalidArgumentError, match="user's check"):
+        boml_ho.run(initializer_feed_dict={scale: np.nan}, session=session)
+
+
 def test_truncation_longer_than_T_is_refused():
     with pytest.raises(errors.InvalidArgumentError, match=r"truncate_iter=4 is larger than .* T=3"):
         toys.build_toy(toys.make_data(), T=3, truncate_iter=4)

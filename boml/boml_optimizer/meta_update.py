@@ -19,7 +19,8 @@ from boml.lower_iter.inner_grad import GRAPH_CHECK_MARKER
 __all__ = ["OUTER_OPTIMIZERS", "MetaUpdate", "StepCounter", "outer_optimizer", "training_feed"]
 
 OUTER_OPTIMIZERS = {
-    "Adam": lambda lr, momentum: tf.train.AdamOptimizer(lr),
+    # Adam's betas in the schedule's dtype: float64 meta-parameters get float64 bias corrections.
+    "Adam": lambda lr, momentum: tf.train.AdamOptimizer(lr, tf.constant(0.9, lr.dtype), tf.constant(0.999, lr.dtype)),
     "Momentum": lambda lr, momentum: tf.train.MomentumOptimizer(lr, momentum),
     "SGD": lambda lr, momentum: tf.train.GradientDescentOptimizer(lr),
 }
@@ -85,6 +86,7 @@ class StepCounter:
         self._steps = {}
 
     def get(self, session):
+        """The index of the next meta-iteration run in ``session``."""
         if id(session) not in self._steps:
             self.sync(session)
         return self._steps[id(session)]
@@ -94,6 +96,7 @@ class StepCounter:
         self._steps[id(session)] = int(session.run(self._global_step))
 
     def advance(self, session):
+        """Counts one applied meta-iteration."""
         self._steps[id(session)] += 1
 
 

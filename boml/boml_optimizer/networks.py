@@ -18,10 +18,7 @@ def _dim_output(dataset, model_args):
 
 
 def _takes(factory, keyword):
-    try:
-        parameters = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return False
+    parameters = inspect.signature(factory).parameters.values()
     return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
