@@ -1,9 +1,8 @@
 """``BOMLOptimizer``: the facade that wires data, networks, lower and upper strategies.
 
-``meta_learner``/``base_learner`` build the networks (``networks.py``), ``ll_problem`` the lower strategy,
-``ul_problem`` the upper strategy and ``aggregate_all`` the guarded meta-update (``meta_update.py``); ``run``
-performs one meta-iteration with a single ``session.run``. The facade only wires: the strategies own their
-options, variables and maths. A complete MAML script is in ``docs/quickstart.rst``.
+``meta_learner``/``base_learner`` build the networks (``networks.py``), ``ll_problem``/``ul_problem`` the lower
+and upper strategies, ``aggregate_all`` the guarded meta-update (``meta_update.py``), and ``run`` performs one
+meta-iteration (one ``session.run``). It only wires: the strategies own their options, variables and maths.
 """
 import collections
 
@@ -11,10 +10,12 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.boml_optimizer.combinations import check_combination
-from boml.boml_optimizer.meta_update import MetaUpdate, StepCounter, outer_optimizer
+from boml.boml_optimizer.meta_update import OUTER_OPTIMIZERS, MetaUpdate, StepCounter, outer_optimizer
 from boml.boml_optimizer.networks import build_base_learner, build_meta_learner, task_variables
 from boml.errors import InvalidArgumentError, NotFinalizedError, PhaseError
 from boml.graph_mode import check_graph_mode
+
+__all__ = ["BOMLOptimizer", "OUTER_OPTIMIZERS"]  # the outer optimizer names are read by the workflow
 
 
 class BOMLOptimizer:
@@ -294,6 +295,5 @@ class BOMLOptimizer:
         if self._update is not None:
             raise PhaseError(
                 f"{what}() was called after aggregate_all(): the graph of this BOMLOptimizer is complete. "
-                f"Define every task before aggregate_all(), or create a new BOMLOptimizer."
-            )
+                f"Define every task before aggregate_all(), or create a new BOMLOptimizer.")
 
