@@ -73,16 +73,22 @@ def test_original_engine_object_names(session):
     np.testing.assert_allclose(session.run(y), y0)
 
 
-def test_outer_strategy_state_iteration_and_initialization(session):
+def test_outer_strategy_iteration_is_the_inner_step_and_initialization_resets_it(session):
+    # The original's protocol: run ``initialization``, then ``iteration`` (one stateful inner step + read) T times.
     d = toys.make_data(seed=2)
-    boml_ho, _, _ = toys.build_toy(d, T=3, lr=0.1)
+    boml_ho, _, _ = toys.build_toy(d, T=3, lr=0.1, optimizer="Momentum")
     outer = boml_ho.outergradient
     session.run(tf.global_variables_initializer())
     (y,) = outer.state
     session.run(tf.assign(y, np.full(d["k"], 2.0)))
-    np.testing.assert_allclose(outer.iteration(session)[0], np.full(d["k"], 2.0))
     session.run(outer.initialization)
-    np.testing.assert_allclose(outer.iteration(session)[0], np.zeros(d["k"]))
+    np.testing.assert_allclose(session.run(y), np.zeros(d["k"]))
+    for _ in range(2):  # the momentum slot persists between steps and is reset by initialization
+        for n in (1, 2, 3):
+            ((values,),) = session.run(outer.iteration)
+            np.testing.assert_allclose(values, toys.unroll(d["W"], d, n, 0.1, "Momentum")[0], rtol=1e-12)
+        session.run(outer.initialization)
+    np.testing.assert_allclose(session.run(y), np.zeros(d["k"]))
 
 
 def test_optimizer_settings_must_belong_to_the_chosen_optimizer():
@@ -114,3 +120,30 @@ def test_strategy_options_outside_their_strategy_are_refused():
     boml_ho.ll_problem(tf.reduce_sum(tf.square(y)), 0.1, 2, var_list=[y], s=1, t=1)  # defaults mean "not set"
     with pytest.raises(errors.InvalidArgumentError, match="epsilon must be a positive number"):
         BOMLOuterGradDarts(epsilon=0)
+
+
+def test_adam_epsilon_inside_sqrt_through_ll_problem(session):
+    # The original's Adam placed epsilon inside the root: w - lr_t * m / sqrt(v + eps^2).
+    d = toys.make_data(seed=4)
+    W = extension.get_outerparameter("W", d["W"])
+    y = tf.get_variable("y", initializer=tf.zeros([d["k"]], tf.float64), trainable=False)
+    f = 0.5 * tf.reduce_sum(tf.square(tf.linalg.matvec(tf.matmul(tf.constant(d["X"]), W), y) - d["b"])) + \
+        0.5 * toys.RHO * tf.reduce_sum(tf.square(y))
+    adapted = {}
+    for inside in (True, False):
+        boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
+        boml_ho.ll_problem(f, 0.05, 3, var_list=[y], inner_objective_optimizer="Adam", epsilon=0.3, beta1=0.8,
+                           beta2=0.9, epsilon_inside_sqrt=inside)
+        adapted[inside] = boml_ho.adapted(y)[0]
+    session.run(tf.global_variables_initializer())
+    w, m, v = np.zeros(d["k"]), np.zeros(d["k"]), np.zeros(d["k"])
+    for t in (1, 2, 3):
+        g = toys.grad_inner(w, d["W"], d)
+        m, v = 0.8 * m + 0.2 * g, 0.9 * v + 0.1 * g * g
+        w = w - 0.05 * np.sqrt(1 - 0.9 ** t) / (1 - 0.8 ** t) * m / np.sqrt(v + 0.3 ** 2)
+    inside, outside = session.run([adapted[True], adapted[False]])
+    np.testing.assert_allclose(inside, w, rtol=1e-12)
+    assert np.max(np.abs(outside - w)) > 1e-3  # the default (published) placement is a different update
+    with pytest.raises(errors.InvalidArgumentError, match="epsilon_inside_sqrt"):
+        boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse").ll_problem(f, 0.05, 3, var_list=[y],
+                                                                      epsilon_inside_sqrt=True)  # SGD

@@ -177,3 +177,18 @@ def test_implicit_tolerance_default_and_constant_schedules(tolerance, expected):
     boml_ho.ul_problem(0.5 * tf.square(y - 1.0), 0.1, inner, meta_param=[x], tolerance=tolerance)
     for k in (0, 3, 10):
         assert list(boml_ho.outergradient.feed_dict(k).values()) == [pytest.approx(expected(k))]
+
+
+def test_the_facade_only_wires():
+    # Issue 11: the facade holds no maths and no strategy-name special cases, and stays under 300 lines.
+    import inspect
+    import re
+
+    from boml.boml_optimizer import optimizer
+
+    source = inspect.getsource(optimizer)
+    assert len(source.splitlines()) < 300
+    code = re.sub(r'""".*?"""', "", source, flags=re.S)
+    for forbidden in ("tf.gradients", "apply_gradients", '"Aggr"', '"MetaInit"', '"MetaFeat"', '"Simple"',
+                      "inspect.signature"):
+        assert forbidden not in code, forbidden

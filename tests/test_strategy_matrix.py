@@ -55,7 +55,8 @@ def _build(method, inner, outer, optimizer, variant, T, seed=3, truncate_iter=-1
     lr = 0.05 if optimizer == "Adam" else 0.1
     inner_grad = boml_ho.ll_problem(f, lr, T, var_list=variables, initial_state=starts,
                                     inner_objective_optimizer=optimizer, **extra, **VARIANT_OPTIONS[variant])
-    boml_ho.ul_problem(F, 1e-3, inner_grad, meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS),
+    scope = tf.get_variable_scope().name or None  # the configuration's own meta-parameters in a shared graph
+    boml_ho.ul_problem(F, 1e-3, inner_grad, meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS, scope),
                        **ul_options)
     pairs = boml_ho.outergradient.outer_grads_and_vars()
     return boml_ho, {v.name.split(":")[0].split("/")[-1]: (g, v) for g, v in pairs}
@@ -76,18 +77,42 @@ def _finite_differences(session, loss, variable, feed, h=1e-5):
     return grad
 
 
-def _evaluate(method, inner, outer, optimizer, variant, T, **kwargs):
+_RESULTS = {}  # one graph per configuration: a configuration checked by two tests is built once
+# The toys are tiny: one thread avoids the thread pools' start-up and spinning on the shared cores.
+_ONE_THREAD = tf.ConfigProto(intra_op_parallelism_threads=1, inter_op_parallelism_threads=1)
+
+
+def _evaluate(method, inner, outer, optimizer, variant, T, finite_differences=True, **kwargs):
+    """``(hypergradients, finite differences or None)`` of one configuration (cached per configuration)."""
+    key = (method, inner, outer, optimizer, variant, T, tuple(sorted(kwargs.items())))
+    cached = _RESULTS.get(key)
+    if cached is not None and (cached[1] is not None or not finite_differences):
+        return cached
     graph = tf.Graph()
     with graph.as_default():
         boml_ho, pairs = _build(method, inner, outer, optimizer, variant, T, **kwargs)
         feed = boml_ho.outergradient.feed_dict(0) if hasattr(boml_ho.outergradient, "feed_dict") else {}
         loss = boml_ho.outergradient.outer_losses[0]
-        with tf.Session(graph=graph) as session:
+        with tf.Session(graph=graph, config=_ONE_THREAD) as session:
             session.run(tf.global_variables_initializer())
             values = session.run({k: g for k, (g, _) in pairs.items()}, feed)
             fd = {k: _finite_differences(session, loss, v, feed) for k, (_, v) in pairs.items()
-                  if not k.startswith("mask_logit")}
+                  if not k.startswith("mask_logit")} if finite_differences else None
+    _RESULTS[key] = (values, fd)
     return values, fd
+
+
+def _hypergradients_side_by_side(*configurations):
+    """The hypergradients of several configurations, each in its own variable scope of one graph and session."""
+    graph = tf.Graph()
+    with graph.as_default():
+        fetches = []
+        for index, (args, kwargs) in enumerate(configurations):
+            with tf.variable_scope(f"configuration{index}/"):
+                fetches.append({k: g for k, (g, _) in _build(*args, **kwargs)[1].items()})
+        with tf.Session(graph=graph) as session:
+            session.run(tf.global_variables_initializer())
+            return session.run(fetches)
 
 
 MATRIX = [(m, i, o, opt, var) for m, i, o in allowed_triples() if (i, o) != ("Simple", "Reptile")
@@ -114,8 +139,9 @@ def test_implicit_matches_finite_differences_at_convergence(optimizer):
 def test_darts_equals_one_step_reverse_with_the_real_inner_step(inner, optimizer, variant):
     # The toy's potential is quadratic in y, so the central difference is exact: Darts is TRHG with K=1
     # to rounding, for every inner optimizer (the old code used the SGD step whatever the optimizer).
-    darts = _evaluate("MetaFeat", inner, "Darts", optimizer, variant, T=4, epsilon=1e-3)[0]
-    reverse = _evaluate("MetaFeat", inner, "Reverse", optimizer, variant, T=4, truncate_iter=1)[0]
+    darts = _evaluate("MetaFeat", inner, "Darts", optimizer, variant, T=4, finite_differences=False, epsilon=1e-3)[0]
+    reverse = _evaluate("MetaFeat", inner, "Reverse", optimizer, variant, T=4, finite_differences=False,
+                        truncate_iter=1)[0]
     assert set(darts) == set(reverse)
     for name in darts:
         assert toys.relative_error(darts[name], reverse[name]) < 1e-7, name
@@ -124,8 +150,8 @@ def test_darts_equals_one_step_reverse_with_the_real_inner_step(inner, optimizer
 @pytest.mark.parametrize("inner", ["Trad", "Aggr"])
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_forward_with_mask_equals_reverse_with_mask(inner, optimizer):
-    forward = _evaluate("MetaFeat", inner, "Forward", optimizer, "mask", T=4)[0]
-    reverse = _evaluate("MetaFeat", inner, "Reverse", optimizer, "mask", T=4)[0]
+    forward = _evaluate("MetaFeat", inner, "Forward", optimizer, "mask", T=4, finite_differences=False)[0]
+    reverse = _evaluate("MetaFeat", inner, "Reverse", optimizer, "mask", T=4, finite_differences=False)[0]
     assert any(name.startswith("mask_logit") for name in forward)
     for name in reverse:
         assert toys.relative_error(forward[name], reverse[name]) < 1e-7, name
@@ -134,7 +160,7 @@ def test_forward_with_mask_equals_reverse_with_mask(inner, optimizer):
 def test_mask_logit_gradient_is_the_straight_through_chain_rule(session):
     # With a hard mask of ones, the straight-through gradient of the logit c_u is dF/dM_u * sigmoid'(c_u),
     # where dF/dM_u is the derivative w.r.t. a continuous mask multiplying the direction.
-    graph_values = _evaluate("MetaFeat", "Trad", "Reverse", "SGD", "mask", T=3)[0]
+    graph_values = _evaluate("MetaFeat", "Trad", "Reverse", "SGD", "mask", T=3, finite_differences=False)[0]
     d = toys.make_data(seed=3)
 
     def outer_of_mask(mask):

@@ -1,10 +1,13 @@
 """Network construction for the facade: registry look-up of the meta-learner and the base learner."""
+import inspect
 import re
+
+import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError, PhaseError, UnknownNameError, describe_allowed
 
-__all__ = ["build_meta_learner", "build_base_learner", "episode_starts"]
+__all__ = ["build_meta_learner", "build_base_learner", "episode_starts", "task_variables"]
 
 
 def _dim_output(dataset, model_args):
@@ -12,6 +15,11 @@ def _dim_output(dataset, model_args):
         return model_args.pop("dim_output")
     train = getattr(dataset, "train", dataset)
     return getattr(train, "dim_target", None)
+
+
+def _takes(factory, keyword):
+    parameters = inspect.signature(factory).parameters.values()
+    return any(p.name == keyword or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def build_meta_learner(method, _input, dataset, meta_model, name, use_t, use_warp, model_args):
@@ -22,7 +30,8 @@ def build_meta_learner(method, _input, dataset, meta_model, name, use_t, use_war
 
     Raises:
         UnknownNameError: no network is registered under the candidate names.
-        InvalidArgumentError: a MetaInit network without a number of classes.
+        InvalidArgumentError: a MetaInit network without a number of classes, or a
+            ``data_type`` other than the input's dtype.
     """
     version = str(meta_model)
     if re.fullmatch(r"[vV]\d+", version):  # "v1" (the original's default) means "V1"
@@ -36,6 +45,16 @@ def build_meta_learner(method, _input, dataset, meta_model, name, use_t, use_war
             f"{describe_allowed(extension.NETWORKS.names())}. Register one with boml.extension.register_network."
         )
     kwargs = dict(model_args)
+    input_dtype = getattr(_input, "dtype", None)
+    if input_dtype is not None and input_dtype.base_dtype.is_floating and _takes(factory, "data_type"):
+        # The network computes in the experiment's dtype; an explicit other one would be a silent cast.
+        given = kwargs.setdefault("data_type", input_dtype.base_dtype)
+        if tf.as_dtype(given) != input_dtype.base_dtype:
+            raise InvalidArgumentError(
+                f"meta_learner(data_type={tf.as_dtype(given).name}) does not match the input's dtype "
+                f"{input_dtype.base_dtype.name} (the experiment's dtype). Leave data_type out (the network then "
+                f"uses the input's dtype) or create the experiment with BOMLExperiment(..., dtype=...) to match."
+            )
     dim_output = _dim_output(dataset, kwargs)
     kwargs.update(use_t=use_t, use_warp=use_warp)
     if method == "MetaInit":
@@ -84,3 +103,32 @@ def episode_starts(var_list, networks):
                 break
         starts.append(start)
     return starts
+
+
+def task_variables(experiment, var_list, initial_state, networks):
+    """The task variables of ``ll_problem`` and their episode starts.
+
+    Args:
+        experiment: the ``BOMLExperiment`` (its ``model`` supplies the default variables) or None.
+        var_list: the variables given by the user, or None.
+        initial_state: the starts given by the user, or None (then handed over by the networks).
+        networks: the networks built by the facade.
+
+    Returns:
+        ``(var_list, initial_state)``.
+
+    Raises:
+        InvalidArgumentError: no variables were given and the experiment has no model.
+    """
+    model = getattr(experiment, "model", None)
+    if var_list is None:
+        if model is None:
+            raise InvalidArgumentError(
+                "ll_problem needs the task variables: pass var_list=ex.model.var_list, or set ex.model to the "
+                "base learner and pass experiment=ex."
+            )
+        var_list = model.var_list
+    var_list = list(var_list)
+    if initial_state is None:
+        initial_state = episode_starts(var_list, ([model] if model is not None else []) + list(networks))
+    return var_list, initial_state

@@ -1,44 +1,21 @@
 """``BOMLOptimizer``: the facade that wires data, networks, lower and upper strategies.
 
-Typical use (MAML on a batched experiment)::
-
-    ex = boml.BOMLExperiment(dataset, meta_batch_size=4)
-    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
-    meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1")
-    ex.model = boml_ho.base_learner(ex.x, meta_learner)
-    inner_objective = boml.utils.cross_entropy(ex.model.out, ex.y)
-    inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=0.4, T=5, experiment=ex,
-                                    var_list=ex.model.var_list)
-    outer_objective = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
-    boml_ho.ul_problem(outer_objective, meta_learning_rate=1e-3, inner_grad=inner_grad,
-                       meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
-    boml_ho.aggregate_all()
-
-The facade only wires: the strategies own their options, variables and maths.
-Building ends at ``aggregate_all``; ``run`` performs one meta-iteration with a
-single ``session.run``.
+``meta_learner``/``base_learner`` build the networks (``networks.py``), ``ll_problem``/``ul_problem`` the lower
+and upper strategies, ``aggregate_all`` the guarded meta-update (``meta_update.py``), and ``run`` performs one
+meta-iteration (one ``session.run``). It only wires: the strategies own their options, variables and maths.
 """
 import collections
 
-import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.boml_optimizer.combinations import check_combination
-from boml.boml_optimizer.networks import build_base_learner, build_meta_learner, episode_starts
-from boml.errors import DivergenceError, InvalidArgumentError, NotFinalizedError, PhaseError, UnknownNameError
+from boml.boml_optimizer.meta_update import OUTER_OPTIMIZERS, MetaUpdate, StepCounter, outer_optimizer
+from boml.boml_optimizer.networks import build_base_learner, build_meta_learner, task_variables
+from boml.errors import InvalidArgumentError, NotFinalizedError, PhaseError
 from boml.graph_mode import check_graph_mode
 
-OUTER_OPTIMIZERS = {
-    "Adam": lambda lr, momentum: tf.train.AdamOptimizer(lr),
-    "Momentum": lambda lr, momentum: tf.train.MomentumOptimizer(lr, momentum),
-    "SGD": lambda lr, momentum: tf.train.GradientDescentOptimizer(lr),
-}
-#: ``ll_problem`` keywords that only some lower strategies take, at their "not set" values.
-LL_SHARED_DEFAULTS = {"learn_st": False, "alpha_init": 0.0, "s": 1.0, "t": 1.0, "learn_alpha": False,
-                      "learn_alpha_itr": False}
-#: ``ul_problem`` keywords that only some upper strategies take, at their "not set" values.
-UL_SHARED_DEFAULTS = {"epsilon": 0.01, "warp_lambda": 1.0, "tolerance": None, "use_warp": False}
+__all__ = ["BOMLOptimizer", "OUTER_OPTIMIZERS"]  # the outer optimizer names are read by the workflow
 
 
 class BOMLOptimizer:
@@ -73,12 +50,9 @@ class BOMLOptimizer:
             self._scope = scope
             self._global_step = tf.get_variable("global_step", initializer=tf.constant(0, tf.int64),
                                                 trainable=False)
-        self._param_dict = collections.OrderedDict()
-        self._networks = []
-        self._inner_grads, self._meta_params = [], {}
-        self._outergradient = self._meta_learning_rate = self._outer_optimizer = None
-        self._meta_update = self._grads_and_vars = self._fetches = None
-        self._python_steps = {}
+        self._param_dict, self._networks, self._inner_grads, self._meta_params = collections.OrderedDict(), [], [], {}
+        self._outergradient = self._meta_learning_rate = self._outer_optimizer = self._update = None
+        self._steps = StepCounter(self._global_step)
 
     # ------------------------------------------------------------------------ properties
     method = property(lambda self: self._method)
@@ -90,11 +64,8 @@ class BOMLOptimizer:
     truncate_iter = property(lambda self: self._truncate_iter)
     param_dict = property(lambda self: dict(self._param_dict), doc="Read-only view of the shared settings.")
     inner_objectives = property(lambda self: [g.inner_objective for g in self._inner_grads])
-    meta_update_op = property(lambda self: self._meta_update)
-
-    @property
-    def learning_rate(self):
-        return self._inner_grads[0].learning_rate if self._inner_grads else None
+    meta_update_op = property(lambda self: self._update.op if self._update else None)
+    learning_rate = property(lambda self: self._inner_grads[0].learning_rate if self._inner_grads else None)
 
     def get_global_step(self):
         """The meta-iteration counter (the original's name)."""
@@ -166,10 +137,8 @@ class BOMLOptimizer:
             momentum: momentum of the ``Momentum`` inner optimizer.
             initial_state: episode start of each task variable (default: handed
                 over by the network that owns the variables, see ``BOMLNet.initial_state``).
-            **options: the lower strategy's other options (``LowerOptions``:
-                ``lr_granularity``, ``l1_reg``, ``l2_reg``, ``use_mask``, ``mask_init``,
-                ``mask_temperature``, ``mask_noise``, ``beta1``, ``beta2``, ``epsilon``,
-                ``use_nesterov``; registered strategies' own options).
+            **options: the lower strategy's other options (``LowerOptions``: ``lr_granularity``,
+                ``l1_reg``, ``l2_reg``, the ``mask_*`` and inner optimizer settings; registered strategies' own).
 
         Returns:
             The lower strategy object (pass it to ``ul_problem``).
@@ -180,30 +149,17 @@ class BOMLOptimizer:
         self._check_building("ll_problem")
         if experiment is not None and experiment not in self.experiments:
             self.experiments.append(experiment)
-        if var_list is None:
-            if getattr(experiment, "model", None) is None:
-                raise InvalidArgumentError(
-                    "ll_problem needs the task variables: pass var_list=ex.model.var_list, or set ex.model to the "
-                    "base learner and pass experiment=ex."
-                )
-            var_list = experiment.model.var_list
-        var_list = list(var_list)
-        if initial_state is None:
-            networks = ([experiment.model] if getattr(experiment, "model", None) is not None else []) + self._networks
-            initial_state = episode_starts(var_list, networks)
-        options.update(learn_lr=learn_lr, learn_st=learn_st, alpha_init=alpha_init, s=s, t=t,
-                       learn_alpha=learn_alpha, learn_alpha_itr=learn_alpha_itr, momentum=momentum)
+        var_list, initial_state = task_variables(experiment, var_list, initial_state, self._networks)
         inner_grad = self._inner_class(
             inner_objective, var_list, inner_objective_optimizer, T, learning_rate=learning_rate,
             outer_objective=outer_objective, experiment=experiment, first_order=first_order,
             initial_state=initial_state, share_with=self._inner_grads[0] if self._inner_grads else None,
-            scope=self._scope, shared_defaults=LL_SHARED_DEFAULTS, **options)
+            scope=self._scope, learn_lr=learn_lr, learn_st=learn_st, alpha_init=alpha_init, s=s, t=t,
+            learn_alpha=learn_alpha, learn_alpha_itr=learn_alpha_itr, momentum=momentum, **options)
         self._inner_grads.append(inner_grad)
         if getattr(experiment, "model", None) is not None:
             experiment.model = inner_grad.user_model(experiment.model)
-        self._param_dict.update(learning_rate=inner_grad.learning_rate, T=T, loss_func=loss_func,
-                                experiment=experiment, first_order=first_order, learn_lr=learn_lr,
-                                **{k: v for k, v in inner_grad.learned.items() if k in ("alpha", "s", "t")})
+        self._param_dict.update(inner_grad.shared_settings(), loss_func=loss_func)
         return inner_grad
 
     # ------------------------------------------------------------------------ upper level
@@ -242,20 +198,13 @@ class BOMLOptimizer:
                 "inner_grad must be the object returned by this optimizer's ll_problem(...) for the same task."
             )
         if self._meta_learning_rate is None:
-            if outer_objective_optimizer not in OUTER_OPTIMIZERS:  # checked before any state is set
-                raise UnknownNameError(
-                    f"Unknown outer_objective_optimizer {outer_objective_optimizer!r}; allowed: "
-                    f"{sorted(OUTER_OPTIMIZERS)}."
-                )
-            self._meta_learning_rate = tf.train.inverse_time_decay(
-                _positive(meta_learning_rate), self._global_step, decay_steps=1, decay_rate=mlr_decay)
-            self._outer_optimizer = OUTER_OPTIMIZERS[outer_objective_optimizer](self._meta_learning_rate, momentum)
+            self._meta_learning_rate, self._outer_optimizer = outer_optimizer(
+                outer_objective_optimizer, meta_learning_rate, mlr_decay, momentum, self._global_step, meta_param)
         if self._outergradient is None:
-            options.update(epsilon=epsilon, warp_lambda=warp_lambda, tolerance=tolerance,
-                           use_warp=self._param_dict.get("use_warp", False))
-            self._outergradient = self._outer_class(inner_method=self._inner_method,
-                                                    truncate_iter=self._truncate_iter,
-                                                    shared_defaults=UL_SHARED_DEFAULTS, **options)
+            self._outergradient = self._outer_class(
+                inner_method=self._inner_method, truncate_iter=self._truncate_iter, epsilon=epsilon,
+                tolerance=tolerance, warp_lambda=warp_lambda, use_warp=self._param_dict.get("use_warp", False),
+                **options)
         meta_param = self._outergradient.compute_gradients(outer_objective, inner_grad, meta_param=meta_param)
         self._meta_params[id(inner_grad)] = meta_param
         return self
@@ -275,25 +224,17 @@ class BOMLOptimizer:
         self._check_building("aggregate_all")
         if self._outergradient is None:
             raise PhaseError("aggregate_all() needs at least one ul_problem(...) call before it.")
-        pairs = self._outergradient.outer_grads_and_vars(aggregation_fn=aggregation_fn, gradient_clip=gradient_clip)
-        self._grads_and_vars = pairs
-        with tf.name_scope("meta_update"):
-            apply = self._outer_optimizer.apply_gradients(pairs)
-            with tf.control_dependencies([apply]):
-                adapted = self._outergradient.adapted_state_assignment()
-            with tf.control_dependencies([apply, adapted]):
-                self._meta_update = tf.assign_add(self._global_step, 1)
-        self._fetches = {"update": self._meta_update,
-                         "outer_loss": tf.reduce_mean(self._outergradient.outer_losses),
-                         "inner_loss": tf.reduce_mean(self._outergradient.inner_losses)}
+        self._update = MetaUpdate(self._outergradient, self._outer_optimizer, self._global_step, aggregation_fn,
+                                  gradient_clip, {"meta_learning_rate": self._meta_learning_rate,
+                                                  "inner learning_rate": self.learning_rate})
         return self.run
 
     @property
     def hypergradients(self):
         """The aggregated ``(hypergradient, meta-parameter)`` pairs applied by ``run``."""
-        if self._meta_update is None:
+        if self._update is None:
             raise NotFinalizedError("hypergradients are built by aggregate_all(); call it first.")
-        return list(self._grads_and_vars)
+        return list(self._update.pairs)
 
     # ------------------------------------------------------------------------ evaluation
     def adapted(self, tensors, inner_grad=None, T=None):
@@ -336,55 +277,23 @@ class BOMLOptimizer:
 
         Raises:
             NotFinalizedError: ``aggregate_all`` was not called.
-            DivergenceError: a loss became NaN or infinite.
+            DivergenceError: a loss or hypergradient was not finite; the update was not applied.
+            InvalidArgumentError: a placeholder the graph needs was not fed, or an in-graph check failed.
         """
-        if self._meta_update is None:
+        if self._update is None:
             raise NotFinalizedError(
                 "run() was called before aggregate_all(). Call boml_ho.aggregate_all() once all tasks are defined."
             )
-        session = session or tf.get_default_session()
-        if session is None:
-            raise InvalidArgumentError("run() needs a session: pass session=sess or call it inside 'with sess:'.")
-        step = self._python_step(session)
-        feed = utils.merge_dicts(utils.maybe_call(inner_objective_feed_dicts, step),
-                                 utils.maybe_call(outer_objective_feed_dicts, step),
-                                 utils.maybe_call(initializer_feed_dict, step))
-        if hasattr(self._outergradient, "feed_dict"):
-            feed.update(self._outergradient.feed_dict(step))
-        for inner_grad in self._inner_grads:
-            if inner_grad.experiment is not None:
-                inner_grad.experiment.check_training_feed(feed)
-        values = session.run(self._fetches, feed_dict=feed)
-        if hasattr(self._outergradient, "after_run"):  # e.g. Implicit reports its unsolved linear systems
-            self._outergradient.after_run(step)
-        self._python_steps[id(session)] = step + 1
-        losses = {"outer_loss": float(values["outer_loss"]), "inner_loss": float(values["inner_loss"])}
-        if not all(np.isfinite(v) for v in losses.values()):
-            raise DivergenceError(
-                f"The meta-iteration {step} produced non-finite losses {losses}. Lower the inner learning_rate or "
-                f"the meta_learning_rate, or clip the hypergradients with aggregate_all(gradient_clip=...)."
-            )
-        return losses
-
-    def _python_step(self, session):
-        if id(session) not in self._python_steps:
-            self._python_steps[id(session)] = int(session.run(self._global_step))
-        return self._python_steps[id(session)]
+        feeds = (inner_objective_feed_dicts, outer_objective_feed_dicts, initializer_feed_dict)
+        return self._update.run(session, feeds, self._inner_grads, self._steps)
 
     def sync_step(self, session):
         """Re-reads the global step (after restoring a checkpoint)."""
-        self._python_steps[id(session)] = int(session.run(self._global_step))
+        self._steps.sync(session)
 
     def _check_building(self, what):
-        if self._meta_update is not None:
+        if self._update is not None:
             raise PhaseError(
                 f"{what}() was called after aggregate_all(): the graph of this BOMLOptimizer is complete. "
-                f"Define every task before aggregate_all(), or create a new BOMLOptimizer."
-            )
+                f"Define every task before aggregate_all(), or create a new BOMLOptimizer.")
 
-
-def _positive(value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value) \
-            or value <= 0:
-        raise InvalidArgumentError(f"meta_learning_rate must be a positive finite number; received {value!r}.")
-    return float(value)

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
+from boml.errors import InvalidArgumentError
 from boml.lower_iter.inner_grad import BOMLInnerGradTrad, LowerOptions, inner_gradient
 
 
@@ -13,8 +14,9 @@ class AggrOptions(LowerOptions):
     """``LowerOptions`` plus BDA's aggregation weights.
 
     Attributes:
-        alpha_init: initial aggregation weight ``alpha``.
-        s, t: weights of the upper and lower gradients.
+        alpha_init: initial aggregation weight ``alpha``, in ``[0, 1]`` (``a_k`` is a
+            convex weight between the lower and the upper gradient).
+        s, t: weights of the upper and lower gradients (positive numbers).
         learn_alpha: learn the scalar ``alpha``.
         learn_alpha_itr: learn one ``alpha`` per step (a vector of length T).
         learn_st: learn ``s`` and ``t``.
@@ -26,6 +28,21 @@ class AggrOptions(LowerOptions):
     learn_alpha: bool = False
     learn_alpha_itr: bool = False
     learn_st: bool = False
+
+    def validate(self, owner):
+        super().validate(owner)
+        alpha = self.alpha_init
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)) or not 0.0 <= alpha <= 1.0:
+            raise InvalidArgumentError(
+                f"{owner}: alpha_init must be a number in [0, 1] (BDA's aggregation weight); received {alpha!r}. "
+                f"Pass for example alpha_init=0.5.")
+        for name in ("s", "t"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not np.isfinite(value) \
+                    or value <= 0:
+                raise InvalidArgumentError(
+                    f"{owner}: {name} must be a positive finite number (BDA's gradient weight); received {value!r}. "
+                    f"Pass for example {name}=1.0.")
 
 
 @extension.register_lower_iter("Aggr")
@@ -66,6 +83,9 @@ class BOMLInnerGradAggr(BOMLInnerGradTrad):
             s, t = tf.constant(config.s, dtype, name="s"), tf.constant(config.t, dtype, name="t")
         learned.update(alpha=alpha, s=s, t=t)
         return learned
+
+    def shared_settings(self):
+        return dict(super().shared_settings(), **{key: self.learned[key] for key in ("alpha", "s", "t")})
 
     def coefficients(self, task):
         dtype = self.var_list[0].dtype.base_dtype

@@ -32,7 +32,9 @@ __all__ = ["BOMLInnerGrad", "BOMLInnerGradTrad", "LowerOptions", "Trajectory", "
            "LR_GRANULARITIES"]
 
 LR_GRANULARITIES = ("scalar", "tensor", "element")
-_OPTIMIZER_OPTIONS = ("momentum", "beta1", "beta2", "epsilon", "use_nesterov")
+#: Prefix of the messages of boml's in-graph checks (``BOMLOptimizer.run`` turns them into boml's errors).
+GRAPH_CHECK_MARKER = "boml check:"
+_OPTIMIZER_OPTIONS = ("momentum", "beta1", "beta2", "epsilon", "use_nesterov", "epsilon_inside_sqrt")
 
 
 def _number(value, name, owner, minimum=0.0):
@@ -57,9 +59,11 @@ class LowerOptions(StrategyOptions):
         mask_temperature: temperature of the relaxed Bernoulli sample.
         mask_noise: sample the training mask with logistic noise (MT-net); False
             uses the deterministic relaxation ``sigmoid(logit / temperature)``.
-        momentum, beta1, beta2, epsilon, use_nesterov: settings of the inner
-            optimizer (only those its constructor takes; ``momentum`` at its
-            default 0.5 is ignored by the optimizers without momentum).
+        momentum, beta1, beta2, epsilon, use_nesterov, epsilon_inside_sqrt: settings
+            of the inner optimizer (only those its constructor takes; ``momentum`` at
+            its default 0.5 is ignored by the optimizers without momentum).
+            ``epsilon_inside_sqrt=True`` gives Adam the original BOML's
+            ``sqrt(v + epsilon^2)`` (see ``BOMLOptAdam``).
     """
 
     learn_lr: bool = False
@@ -75,6 +79,7 @@ class LowerOptions(StrategyOptions):
     beta2: float = None
     epsilon: float = None
     use_nesterov: bool = None
+    epsilon_inside_sqrt: bool = None
 
     def validate(self, owner):
         if self.lr_granularity not in LR_GRANULARITIES:
@@ -145,7 +150,7 @@ class BOMLInnerGrad:
         share_with: another strategy of the same problem whose learned
             variables (step sizes, masks, BDA weights) this one reuses (one per task).
         scope: variable scope for the learned variables.
-        shared_defaults: see ``StrategyOptions.from_options``.
+        shared_defaults: see ``StrategyOptions.from_options`` (default: the class's ``shared_defaults``).
         **options: the strategy's ``Options`` (see ``LowerOptions``).
 
     Raises:
@@ -167,6 +172,10 @@ class BOMLInnerGrad:
     #: True when, as in the original, the user's task network is shown at the adapted weights
     #: after ``ll_problem`` (MetaInit).
     adapts_user_model = False
+    #: ``ll_problem`` keywords that only some lower strategies take, at their "not set" values:
+    #: a strategy that does not take one accepts it at that value (see ``StrategyOptions.from_options``).
+    shared_defaults = {"learn_st": False, "alpha_init": 0.0, "s": 1.0, "t": 1.0, "learn_alpha": False,
+                       "learn_alpha_itr": False}
 
     def __init__(self, inner_objective, var_list, optimizer="SGD", T=1, learning_rate=None, outer_objective=None,
                  experiment=None, first_order=False, initial_state=None, share_with=None, scope=None,
@@ -187,7 +196,8 @@ class BOMLInnerGrad:
                 f"{owner} needs the outer objective inside the lower-level dynamics; received outer_objective=None. "
                 f"Pass ll_problem(..., outer_objective=<query loss tensor>)."
             )
-        self.config = self.Options.from_options(owner, options, shared_defaults)
+        self.config = self.Options.from_options(
+            owner, options, self.shared_defaults if shared_defaults is None else shared_defaults)
         if isinstance(optimizer, BOMLOpt):
             self.optimizer_name = getattr(optimizer, "display_name", type(optimizer).__name__)
             self.optimizer = optimizer
@@ -236,7 +246,12 @@ class BOMLInnerGrad:
         config = self.config
         if not config.learn_lr:
             if isinstance(learning_rate, (tf.Tensor, tf.Variable)):
-                lr = tf.cast(learning_rate, dtype, name="lr")
+                lr = tf.cast(learning_rate, dtype)
+                check = tf.debugging.assert_positive(
+                    lr, message=f"{GRAPH_CHECK_MARKER} the learning_rate tensor given to ll_problem must be positive "
+                                f"(a negative one runs gradient ascent); pass a tensor whose values are > 0.")
+                with tf.control_dependencies([check]):
+                    lr = tf.identity(lr, name="lr")
             else:
                 lr = tf.constant(learning_rate, dtype, name="lr")
             rates = [lr] * len(self.var_list)
@@ -257,6 +272,11 @@ class BOMLInnerGrad:
                 np.full(var.shape.as_list()[-1:], config.mask_init, var.dtype.base_dtype.as_numpy_dtype))
                 for index, var in enumerate(self.var_list)]
         return {"lr": lr, "rates": rates, "masks": masks}
+
+    def shared_settings(self):
+        """The settings ``BOMLOptimizer.param_dict`` shows for this strategy (the original's entries)."""
+        return {"learning_rate": self.learning_rate, "T": self.T, "experiment": self.experiment,
+                "first_order": self.first_order, "learn_lr": self.config.learn_lr}
 
     @property
     def learning_rates(self):
@@ -363,9 +383,17 @@ class BOMLInnerGrad:
 
         Returns:
             Matching tensors with a leading task axis.
+
+        Raises:
+            InvalidArgumentError: ``T`` is not a positive integer.
         """
         from boml.task import map_over_tasks
 
+        if T is not None and (not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1):
+            raise InvalidArgumentError(
+                f"adapted(T=...) must be a positive number of adaptation steps; received T={T!r}. Pass T >= 1, "
+                f"or T=None for the training T={self.T}."
+            )
         single = not isinstance(tensors, (list, tuple))
         items = self.on_task_variables([tensors] if single else list(tensors))
 
@@ -421,14 +449,57 @@ class BOMLInnerGrad:
             self._dynamics_dict = collections.OrderedDict(zip(self.var_list, values))
         return self._dynamics_dict
 
+    def _stateful_step(self):
+        """The original's stateful inner step, built once: ``(update op, reset op)``.
+
+        The optimizer slots and the step counter live in variables (created here,
+        zero-initialized) so that, as in the original, consecutive ``iteration`` runs
+        continue the Momentum/Adam recursions until ``initialization`` resets them.
+        """
+        if getattr(self, "_stateful", None) is None:
+            from boml.task import TaskProgram
+
+            with tf.name_scope("stateful_step"):
+                with tf.init_scope():
+                    zeros = self.optimizer.init_slots([tf.zeros(v.shape, v.dtype.base_dtype) for v in self.var_list])
+                    slots = [tf.Variable(z, trainable=False, name="slot") for z in zeros]
+                    counter = tf.Variable(0, dtype=tf.int32, trainable=False, name="step")
+                task = TaskProgram((), [], self.var_list)
+                dynamics = self.task_dynamics(task, training=False)
+                proxies = task.state_proxies
+                new_state, new_slots = dynamics.step(counter.read_value() + 1, proxies, [s.read_value() for s in slots])
+                values = dynamics.at_state(new_state + new_slots, [tf.identity(v) for v in self.var_list])
+                with tf.control_dependencies(values):
+                    update = tf.group(*[tf.assign(var, value) for var, value in zip(self.var_list + slots, values)],
+                                      tf.assign_add(counter, 1), name="apply_updates")
+                reset = tf.group(*[v.assign(start) for v, start in zip(self.var_list, self.initial_state)],
+                                 *[s.assign(z) for s, z in zip(slots, zeros)], counter.assign(0),
+                                 name="initialization")
+            self._stateful = (update, reset)
+        return self._stateful
+
+    @property
+    def apply_updates(self):
+        """Op performing one stateful inner step of the task variables (the original's update op)."""
+        return self._stateful_step()[0]
+
+    @property
+    def iteration(self):
+        """One inner step, then the values of the task variables (the original's ``iteration``).
+
+        ``session.run(strategy.iteration)`` performs the step (the strategy's direction,
+        mask and inner optimizer, its slots kept in variables between runs) and returns
+        the new values; run ``initialization`` first to start an episode.
+        """
+        if getattr(self, "_iteration", None) is None:
+            with tf.control_dependencies([self.apply_updates]):
+                self._iteration = [v.read_value() for v in self.var_list]
+        return self._iteration
+
     @property
     def initialization(self):
-        """Op resetting the task variables to their episode start (the original's ``initialization``)."""
-        if getattr(self, "_initialization", None) is None:
-            with tf.name_scope("initialization"):
-                self._initialization = tf.group(*[v.assign(start) for v, start in
-                                                  zip(self.var_list, self.initial_state)], name="initialization")
-        return self._initialization
+        """Op resetting the task variables to their episode start and the optimizer slots to zero."""
+        return self._stateful_step()[1]
 
     def state_feed_dict(self, values):
         """A feed dict evaluating ``dynamics`` at the given state values (the original fed the state variables).

@@ -51,7 +51,7 @@ class BOMLOuterGrad:
     Args:
         inner_method: name of the lower strategy (kept for compatibility).
         truncate_iter: only meaningful for strategies that support truncation.
-        shared_defaults: see ``StrategyOptions.from_options``.
+        shared_defaults: see ``StrategyOptions.from_options`` (default: the class's ``shared_defaults``).
         **options: the strategy's ``Options``.
 
     Raises:
@@ -71,14 +71,17 @@ class BOMLOuterGrad:
     supports_mask = True
     #: True if the strategy honours ``truncate_iter``.
     supports_truncation = False
+    #: ``ul_problem`` keywords that only some upper strategies take, at their "not set" values.
+    shared_defaults = {"epsilon": 0.01, "warp_lambda": 1.0, "tolerance": None, "use_warp": False}
 
     def __init__(self, inner_method=None, truncate_iter=-1, shared_defaults=None, **options):
         self.check_truncation(truncate_iter)
         self.inner_method = inner_method
         self.truncate_iter = truncate_iter
-        self.config = self.Options.from_options(f"outer_method {type(self).__name__}", options, shared_defaults)
+        self.config = self.Options.from_options(f"outer_method {type(self).__name__}", options,
+                                                self.shared_defaults if shared_defaults is None else shared_defaults)
         self._records = []
-        self._initialization = None
+        self._initialization = self._iteration = None
 
     @classmethod
     def check_truncation(cls, truncate_iter):
@@ -158,8 +161,15 @@ class BOMLOuterGrad:
         Raises:
             DetachedOuterParameterError: a meta-parameter has no influence on ``F``.
             InvalidCombinationError: see ``check_lower``.
+            InvalidArgumentError: ``truncate_iter`` exceeds the lower strategy's ``T``.
         """
         self.check_lower(inner_grad)
+        if self.truncate_iter > inner_grad.T:
+            raise InvalidArgumentError(
+                f"truncate_iter={self.truncate_iter} is larger than the number of inner steps T={inner_grad.T}: "
+                f"TRHG back-propagates through the last K <= T steps. Pass truncate_iter between 0 and {inner_grad.T} "
+                f"(or -1 for full Reverse)."
+            )
         outer_objective = inner_grad.on_task_variables(outer_objective)
         if meta_param is None:
             meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
@@ -274,10 +284,20 @@ class BOMLOuterGrad:
                     result.append(var)
         return result
 
-    def iteration(self, session=None):
-        """The current values of ``state`` (the original's ``iteration`` read-back)."""
-        session = session or tf.get_default_session()
-        return session.run(self.state)
+    @property
+    def iteration(self):
+        """One inner step of every lower strategy, then its task variables' values (the original's ``iteration``).
+
+        A list with one entry per lower strategy (see ``BOMLInnerGrad.iteration``);
+        ``session.run`` of it performs the steps and returns the new values.
+        """
+        if self._iteration is None:
+            strategies = []
+            for record in self._records:
+                if not any(record["inner_grad"] is s for s in strategies):
+                    strategies.append(record["inner_grad"])
+            self._iteration = [strategy.iteration for strategy in strategies]
+        return self._iteration
 
     def apply_gradients(self, inner_objective_feed_dicts=None, outer_objective_feed_dicts=None,
                         initializer_feed_dict=None, param_dict=None, session=None, global_step=None):
