@@ -6,8 +6,7 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError
-from boml.lower_iter.inner_grad import LowerOptions
-from boml.lower_iter.simple import BOMLInnerGradSimple
+from boml.lower_iter.simple import BOMLInnerGradSimple, SimpleLowerOptions
 
 __all__ = ["BOMLInnerGradANIL", "AnilOptions"]
 
@@ -17,8 +16,8 @@ def _is_count(value):
 
 
 @dataclasses.dataclass(frozen=True)
-class AnilOptions(LowerOptions):
-    """Options of ``ANIL``.
+class AnilOptions(SimpleLowerOptions):
+    """Options of ``ANIL`` (those of ``Simple``, ``while_loop_threshold`` included, and the following).
 
     Attributes:
         head: the task variables the inner loop adapts: a count ``n >= 1`` of trailing
