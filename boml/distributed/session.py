@@ -1,5 +1,6 @@
 """The client's session on a cluster: reachability at start, bounded meta-iterations, typed failures."""
 import re
+import threading
 import time
 
 import tensorflow.compat.v1 as tf
@@ -73,6 +74,8 @@ def connect(cluster, graph=None, connect_timeout=30.0, step_timeout=600.0, confi
             time.sleep(0.2)
     session_config = tf.ConfigProto() if config is None else config
     session_config.device_filters[:] = cluster.devices
+    if step_timeout is not None and not session_config.operation_timeout_in_ms:
+        session_config.operation_timeout_in_ms = int(1000 * _seconds("step_timeout", step_timeout))
     return ClusterSession(cluster, graph=graph, config=session_config, step_timeout=step_timeout)
 
 
@@ -90,6 +93,7 @@ class ClusterSession(tf.Session):
         self.cluster = cluster
         self.step_timeout = None if step_timeout is None else _seconds("step_timeout", step_timeout)
         self.probe_timeout = _seconds("probe_timeout", probe_timeout)
+        self.failure = None
         super().__init__(cluster.target, graph=graph, config=config)
 
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None):
@@ -104,7 +108,26 @@ class ClusterSession(tf.Session):
         try:
             return super().run(fetches, feed_dict=feed_dict, options=options, run_metadata=run_metadata)
         except TASK_ERRORS as error:
-            raise self._failure(error) from error
+            self.failure = self._failure(error)
+            raise self.failure from error
+
+    def close(self):
+        """Closes the session; after a task failure, waits at most ``probe_timeout`` seconds for it.
+
+        Closing tells every task to drop its graphs; a dead task would make that wait for the
+        session's ``operation_timeout_in_ms``, so after a failure it finishes in the background.
+        """
+        if self.failure is None:
+            return super().close()
+        closing = threading.Thread(target=self._close_quietly, daemon=True, name="boml-session-close")
+        closing.start()
+        closing.join(self.probe_timeout)
+
+    def _close_quietly(self):
+        try:
+            super().close()
+        except tf.errors.OpError:
+            pass  # the failed task cannot answer; the failure was reported already
 
     def _failure(self, error):
         cluster = self.cluster
