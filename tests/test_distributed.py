@@ -209,7 +209,8 @@ def test_tf_config_gives_the_cluster_and_the_task():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("", "empty"), ("{bad", "not valid JSON"), ("worker", "not job=host:port"), ("[1]", "not valid JSON"),
+    ("", "empty"), ("{bad", "not valid JSON"), ("worker", "not job=host:port"), ("[1]", "map job names"),
+    ("[", "not valid JSON"),
     ('"x"', "map job names"), ("gpu=a:1", "unknown job"), ("ps=a:1", "no worker"), ("worker=a:0", "1..65535"),
     ("worker=a:1;chief=b:1,c:1", "one task"),
     ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "not in the cluster"),
@@ -243,7 +244,6 @@ def test_worker_command_takes_the_task_from_tf_config_and_flags(monkeypatch):
     document = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"], "ps": ["127.0.0.1:3"]},
                 "task": {"type": "worker", "index": 1}}
     monkeypatch.setenv("TF_CONFIG", json.dumps(document))
-    parser = boml.__main__.build_parser() if hasattr(boml, "__main__") else None
     from boml.__main__ import build_parser
 
     parser = build_parser()

@@ -41,13 +41,13 @@ def parse_cluster_spec(text):
     if not text:
         raise ClusterSpecError(f"cluster_spec is empty; write {_FORMATS}.")
     task = None
-    if text.startswith("{"):
+    if text[0] in '{["':
         try:
             document = json.loads(text)
         except ValueError as e:
             raise ClusterSpecError(f"cluster_spec is not valid JSON ({e}); received {text!r}. Write {_FORMATS}.") \
                 from None
-        if "cluster" in document:
+        if isinstance(document, dict) and "cluster" in document:
             task = document.get("task")
             document = document["cluster"]
         jobs = document
