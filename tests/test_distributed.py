@@ -264,3 +264,17 @@ def test_serve_starts_a_server_that_answers_and_returns_after_its_lifetime():
     assert server.target == f"grpc://{address}" and slept == [0.5]
     assert f"/job:worker/task:0 serving at {address}" in lines[0]
     assert distributed.ping(cluster, "/job:worker/task:0")
+
+
+def test_distributed_example_trains_over_the_cluster(cluster_processes, capsys):
+    import importlib.util
+
+    spec, _ = cluster_processes
+    path = os.path.join(ROOT, "examples", "distributed_maml.py")
+    module_spec = importlib.util.spec_from_file_location("distributed_maml", path)
+    example = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(example)
+    losses = example.main(["--cluster_spec", json.dumps(spec), "--iterations", "2", "--meta_batch_size", "3"])
+    out = capsys.readouterr().out
+    assert "shards on ['/job:worker/task:0', '/job:worker/task:1', '/job:worker/task:2']" in out
+    assert out.count("outer loss") == 2 and np.isfinite(losses["outer_loss"])

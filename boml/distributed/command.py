@@ -27,17 +27,18 @@ def run_worker_command(args, serve=None, exit=os._exit):
     Raises:
         ClusterSpecError: no or a bad cluster specification, or a task not in it.
     """
-    from boml.distributed.cluster import Cluster
     from boml.workflow.quiet import quiet_tensorflow
 
-    cluster = Cluster.from_spec(args.cluster_spec)
-    job, index = cluster.task or ("worker", 0)
-    job = args.job_name or job
-    index = index if args.task_index is None else args.task_index
-    noise = quiet_tensorflow()
-    if serve is None:
-        from boml.distributed.server import serve
+    noise = quiet_tensorflow()  # before boml.distributed imports TensorFlow
     try:
+        from boml.distributed.cluster import Cluster
+
+        cluster = Cluster.from_spec(args.cluster_spec)
+        job, index = cluster.task or ("worker", 0)
+        job = args.job_name or job
+        index = index if args.task_index is None else args.task_index
+        if serve is None:
+            from boml.distributed.server import serve
         serve(cluster, job, index, lifetime=args.lifetime, log=lambda line: print(line, flush=True))
     finally:
         noise.stop()
