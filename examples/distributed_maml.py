@@ -28,15 +28,20 @@ def main(argv=None):
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--meta_batch_size", type=int, default=4)
     parser.add_argument("--connect_timeout", type=float, default=60.0)
+    parser.add_argument("--image_size", type=int, default=28, help="side of the synthetic images")
+    parser.add_argument("--dim_hidden", type=int, nargs="+", default=None,
+                        help="hidden sizes of a fully connected meta-learner [default: the conv network]")
     args = parser.parse_args(argv)
     tf.disable_eager_execution()
     cluster = distributed.Cluster.from_spec(args.cluster_spec)
-    dataset = boml.meta_synthetic(num_classes=5, examples_train=1, examples_test=5, image_shape=(28, 28, 1), seed=0)
+    side = args.image_size
+    dataset = boml.meta_synthetic(num_classes=5, examples_train=1, examples_test=5, image_shape=(side, side, 1), seed=0)
+    network = {} if args.dim_hidden is None else {"dim_hidden": tuple(args.dim_hidden)}
     graph = tf.Graph()
     with graph.as_default(), distributed.replicate(cluster):
         ex = boml.BOMLExperiment(dataset, meta_batch_size=args.meta_batch_size)
         boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
-        meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1")
+        meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1", **network)
         ex.model = boml_ho.base_learner(ex.x, meta_learner)
         inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.4, 3, experiment=ex)
         boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 1e-3, inner_grad,

@@ -274,7 +274,8 @@ def test_distributed_example_trains_over_the_cluster(cluster_processes, capsys):
     module_spec = importlib.util.spec_from_file_location("distributed_maml", path)
     example = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(example)
-    losses = example.main(["--cluster_spec", json.dumps(spec), "--iterations", "2", "--meta_batch_size", "3"])
+    losses = example.main(["--cluster_spec", json.dumps(spec), "--iterations", "2", "--meta_batch_size", "3",
+                           "--image_size", "4", "--dim_hidden", "3"])
     out = capsys.readouterr().out
     assert "shards on ['/job:worker/task:0', '/job:worker/task:1', '/job:worker/task:2']" in out
     assert out.count("outer loss") == 2 and np.isfinite(losses["outer_loss"])
