@@ -279,3 +279,23 @@ def test_distributed_example_trains_over_the_cluster(cluster_processes, capsys):
     out = capsys.readouterr().out
     assert "shards on ['/job:worker/task:0', '/job:worker/task:1', '/job:worker/task:2']" in out
     assert out.count("outer loss") == 2 and np.isfinite(losses["outer_loss"])
+
+
+def test_workflow_trains_and_resumes_over_the_cluster_as_on_one_process(cluster_processes, tmp_path):
+    from boml import workflow
+
+    spec, _ = cluster_processes
+    values = dict(algorithm="maml", dataset="synthetic", classes=3, examples_train=1, examples_test=2,
+                  meta_batch_size=3, T=1, lr=0.4, meta_lr=1e-2, num_filters=2, image_size=8, test_episodes=6,
+                  eval_batch_size=3, print_interval=0, save_interval=0, val_interval=0, name="run")
+    single = workflow.train(workflow.Config(logdir=str(tmp_path / "one"), meta_train_iterations=4, **values),
+                            log=lambda *_: None)
+    config = workflow.Config(logdir=str(tmp_path / "cluster"), meta_train_iterations=2, cluster_spec=json.dumps(spec),
+                             **values)
+    workflow.train(config, log=lambda *_: None)
+    resumed = workflow.train(config.replace(meta_train_iterations=4), log=lambda *_: None)
+    assert resumed["iterations"] == 4 and resumed["iterations_this_session"] == 2
+    np.testing.assert_allclose(resumed["final_running"]["outer_loss"], single["final_running"]["outer_loss"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(resumed["test"]["loss"], single["test"]["loss"], rtol=1e-6)
+    assert resumed["test"]["accuracy"] == single["test"]["accuracy"]

@@ -13,12 +13,25 @@ job, else ``chief``, else ``worker`` task 0), and one ``session.run`` performs t
 
 Servers are started with ``python -m boml worker --cluster_spec ... --task_index i``.
 """
-from boml.distributed.cluster import Cluster, parse_cluster_spec
-from boml.distributed.errors import ClusterError, ClusterSpecError, WorkerFailureError, WorkerUnreachableError
-from boml.distributed.placement import active_plan, replicate, shard_sizes
-from boml.distributed.server import serve, start_server
-from boml.distributed.session import ClusterSession, connect, ping
+import importlib
 
-__all__ = ["Cluster", "ClusterError", "ClusterSession", "ClusterSpecError", "WorkerFailureError",
-           "WorkerUnreachableError", "active_plan", "connect", "parse_cluster_spec", "ping", "replicate", "serve",
-           "shard_sizes", "start_server"]
+#: Public name -> module; imported on first access, so ``python -m boml --help`` stays free of TensorFlow.
+_NAMES = {
+    "Cluster": "cluster", "parse_cluster_spec": "cluster",
+    "ClusterError": "errors", "ClusterSpecError": "errors", "WorkerFailureError": "errors",
+    "WorkerUnreachableError": "errors",
+    "active_plan": "placement", "replicate": "placement", "shard_sizes": "placement",
+    "serve": "server", "start_server": "server",
+    "ClusterSession": "session", "connect": "session", "ping": "session",
+}
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name):
+    if name not in _NAMES:
+        raise AttributeError(f"module 'boml.distributed' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"boml.distributed.{_NAMES[name]}"), name)
+
+
+def __dir__():
+    return __all__

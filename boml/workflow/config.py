@@ -188,6 +188,9 @@ class Config:
     # system
     threads: int = option(0, "intra-op threads (0: TensorFlow's default)", (), "system", minimum=0)
     parallel_iterations: int = option(16, "tasks of a meta-batch computed concurrently", (), "system", minimum=1)
+    cluster_spec: Optional[str] = option(None, "shard each meta-batch over the workers of a cluster started with "
+                                         "`python -m boml worker` (JSON or worker=host:port,host:port;ps=host:port; "
+                                         "default: one process)", (), "system")
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":

@@ -6,6 +6,7 @@ cannot start leaves no run directory behind), resumes from the latest checkpoint
 carry a smoothed ETA (:class:`~boml.workflow.progress.EtaEstimator`); SIGINT and SIGTERM stop it
 cleanly (:mod:`boml.workflow.interrupts`).
 """
+import contextlib
 import logging
 import os
 import shlex
@@ -15,6 +16,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from boml import distributed
 from boml.workflow.checkpoints import latest_checkpoint, remove_checkpoints, restore_checkpoint, save_checkpoint
 from boml.workflow.config import Config, check_resumable
 from boml.workflow.data import load_dataset
@@ -102,12 +104,14 @@ class _Session:
     def run(self, prefix):
         c = self.c
         graph = tf.Graph()
-        with graph.as_default():
+        cluster = distributed.Cluster.from_spec(c.cluster_spec) if c.cluster_spec else None
+        with graph.as_default(), distributed.replicate(cluster) if cluster else contextlib.nullcontext():
             self.model = build_model(c, self.dataset)
             init = tf.global_variables_initializer()
             graph.finalize()
         wall_start = self.clock()
-        with tf.Session(graph=graph, config=session_config(c.threads)) as sess:
+        with distributed.connect(cluster, graph=graph, config=session_config(c.threads)) if cluster else \
+                tf.Session(graph=graph, config=session_config(c.threads)) as sess:
             self.sess = sess
             sess.run(init)
             self.state = {"rand": np.random.RandomState(c.seed).get_state(), "train_seconds": 0.0, "history": [],
