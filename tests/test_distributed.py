@@ -190,7 +190,7 @@ def test_unreachable_worker_at_start_is_a_typed_error_after_the_timeout():
 
 @pytest.mark.parametrize("text, jobs", [
     ("worker=a:1,b:2", {"worker": ["a:1", "b:2"]}),
-    ("worker=a:1;ps=c:3", {"worker": ["a:1"], "ps": ["c:3"]}),
+    ("worker=a:1;ps=c:3;", {"worker": ["a:1"], "ps": ["c:3"]}),
     ('{"worker": ["a:1"], "chief": "d:4"}', {"worker": ["a:1"], "chief": ["d:4"]}),
 ])
 def test_cluster_spec_formats(text, jobs):
@@ -299,3 +299,38 @@ def test_workflow_trains_and_resumes_over_the_cluster_as_on_one_process(cluster_
                                rtol=1e-6)
     np.testing.assert_allclose(resumed["test"]["loss"], single["test"]["loss"], rtol=1e-6)
     assert resumed["test"]["accuracy"] == single["test"]["accuracy"]
+
+
+def test_a_single_task_experiment_runs_on_the_first_worker_and_the_parameters_on_the_ps(dataset):
+    cluster = distributed.Cluster.from_spec("worker=127.0.0.1:1,127.0.0.1:2;ps=127.0.0.1:3")
+    with tf.Graph().as_default() as graph, distributed.replicate(cluster) as plan:
+        assert distributed.active_plan() is plan
+        ex = boml.BOMLExperiment(dataset, dtype=tf.float64)
+        boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
+        ex.model = boml_ho.base_learner(ex.x, boml_ho.meta_learner(ex.x, dataset, meta_model="V1", dim_hidden=(3,)))
+        inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.3, 1, experiment=ex)
+        boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.05, inner_grad)
+        boml_ho.aggregate_all()
+    assert distributed.active_plan() is None
+    task_ops = {op.device for op in graph.get_operations() if "/task/" in op.name and op.type != "ReadVariableOp"}
+    assert task_ops == {"/job:worker/task:0"}  # variable reads run where the variables are
+    with graph.as_default():
+        assert {v.device for v in tf.global_variables()} == {"/job:ps/task:0"}
+
+
+def test_a_step_slower_than_step_timeout_is_reported_as_such(cluster_processes):
+    spec, _ = cluster_processes
+    cluster = distributed.Cluster(spec, num_workers=1)
+    graph = tf.Graph()
+    with graph.as_default(), tf.device("/job:worker/task:0"):
+        slow = tf.while_loop(lambda i: i < 10 ** 7, lambda i: i + 1, [tf.constant(0)])
+    with distributed.connect(cluster, graph=graph, connect_timeout=90, step_timeout=0.01) as sess:
+        with pytest.raises(distributed.WorkerFailureError, match="every task answers now.*raise it") as failure:
+            sess.run(slow)
+    assert failure.value.tasks == []
+
+
+def test_unknown_names_of_the_package():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        distributed.nope  # noqa: B018
+    assert "connect" in dir(distributed)
