@@ -155,6 +155,9 @@ def build_parser():
     from boml.data_command import add_data_parser  # no TensorFlow: `data` answers at once too
 
     add_data_parser(sub)
+    from boml.distributed.command import add_worker_parser
+
+    add_worker_parser(sub)
     return parser
 
 
@@ -259,6 +262,10 @@ def _run(args):
         from boml.data_command import run_data_command
 
         return run_data_command(args) or 0
+    if args.command == "worker":
+        from boml.distributed.command import run_worker_command
+
+        return run_worker_command(args)
     config = None
     if args.command == "train":
         config = config_from_args(args)

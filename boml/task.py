@@ -11,10 +11,12 @@ It is built inside the body of ``tf.map_fn`` for a batched experiment, so the
 graph does not grow with the meta-batch size.
 """
 import collections
+import contextlib
 
 import tensorflow as _tf2
 import tensorflow.compat.v1 as tf
 
+from boml.distributed.placement import active_plan
 from boml.substitute import Substitution
 
 
@@ -31,16 +33,18 @@ class TaskProgram:
         meta_params: the meta-parameters (variables or tensors) whose
             hypergradients are wanted.
         state_vars: the task variables adapted by the lower level, in order.
+        meta_values: optional tensors the local copies are read from (default: ``meta_params``),
+            e.g. one copy per worker shard (``boml.distributed``).
     """
 
-    def __init__(self, data_pairs, meta_params, state_vars):
+    def __init__(self, data_pairs, meta_params, state_vars, meta_values=None):
         self.meta_params = list(meta_params)
         self.state_vars = list(state_vars)
         self._meta_local = collections.OrderedDict()
         pairs = list(data_pairs)
         with tf.name_scope("meta_parameters"):
-            for param in self.meta_params:
-                local = tf.identity(param, name=_short_name(param))
+            for param, value in zip(self.meta_params, meta_values or self.meta_params):
+                local = tf.identity(value, name=_short_name(param))
                 self._meta_local[_ref(param)] = local
                 pairs.append((param, local))
         with tf.name_scope("state_proxies"):
@@ -100,7 +104,8 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
 
     For an experiment whose placeholders carry a task axis (``meta_batch_size``
     given) the function is traced once inside ``tf.map_fn``; otherwise it is
-    built once on the placeholders themselves.
+    built once on the placeholders themselves. Inside ``boml.distributed.replicate``
+    the tasks are split into one shard (one ``tf.map_fn``) per worker device.
 
     Args:
         experiment: a ``BOMLExperiment`` or None (objectives on plain tensors).
@@ -116,20 +121,26 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         The list of outputs, each with a leading task axis.
     """
     batched = experiment is not None and getattr(experiment, "is_batched", False)
+    plan = active_plan()
     if not batched:
-        with tf.name_scope("task"):
+        with plan.single_task_device() if plan else contextlib.nullcontext(), tf.name_scope("task"):
             outputs = task_fn(TaskProgram((), meta_params, state_vars))
         return [tf.expand_dims(o, 0) for o in outputs]
     placeholders = experiment.task_placeholders
     batches = experiment.batch_placeholders
 
-    def body(elements):
-        if training:
-            elements = experiment.with_episode_shapes(elements)
-        return list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars)))
-
-    body = tf.autograph.experimental.do_not_convert(body)
     signature = [tf.TensorSpec(None, dtype) for dtype in output_dtypes]
-    outputs = tf.map_fn(body, list(batches), fn_output_signature=signature,
-                        parallel_iterations=parallel_iterations or 1, name="tasks")
-    return list(outputs)
+
+    def map_tasks(batch_values, meta_values=None):
+        def body(elements):
+            if training:
+                elements = experiment.with_episode_shapes(elements)
+            return list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars, meta_values)))
+
+        body = tf.autograph.experimental.do_not_convert(body)
+        return list(tf.map_fn(body, list(batch_values), fn_output_signature=signature,
+                              parallel_iterations=parallel_iterations or 1, name="tasks"))
+
+    if plan is not None:
+        return plan.map(map_tasks, batches, experiment.meta_batch_size, meta_params)
+    return map_tasks(batches)

@@ -208,6 +208,9 @@ class Config:
     parallel_iterations: int = option(16, "tasks of a meta-batch computed concurrently", (), "system", minimum=1)
     prefetch: int = option(2, "training meta-batches sampled ahead in a background thread, same order "
                                 "(0: sample in the loop)", (), "system", minimum=0)
+    cluster_spec: Optional[str] = option(None, "shard each meta-batch over the workers of a cluster started with "
+                                         "`python -m boml worker` (JSON or worker=host:port,host:port;ps=host:port; "
+                                         "default: one process)", (), "system")
 
     # ------------------------------------------------------------------ derived values
     def resolved(self) -> "Config":

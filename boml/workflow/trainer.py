@@ -21,6 +21,7 @@ from typing import Any, Dict
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from boml import distributed
 from boml.errors import DivergenceError
 from boml.workflow.checkpoints import (find_checkpoint, has_checkpoint_files, latest_checkpoint, restore_checkpoint,
                                        save_checkpoint)
@@ -143,12 +144,14 @@ class _Session:
     def run(self, prefix, state):
         c = self.c
         graph = tf.Graph()
-        with graph.as_default():
+        cluster = distributed.Cluster.from_spec(c.cluster_spec) if c.cluster_spec else None
+        with graph.as_default(), distributed.replicate(cluster) if cluster else contextlib.nullcontext():
             self.model = build_model(c, self.dataset)
             init = tf.global_variables_initializer()
             graph.finalize()
         wall_start = self.clock()
-        with tf.Session(graph=graph, config=session_config(c.threads)) as sess:
+        with distributed.connect(cluster, graph=graph, config=session_config(c.threads)) if cluster else \
+                tf.Session(graph=graph, config=session_config(c.threads)) as sess:
             self.sess = sess
             sess.run(init)
             self.state = {"rand": np.random.RandomState(c.seed).get_state(), "train_seconds": 0.0, "history": [],
