@@ -8,12 +8,15 @@ and the per-task outputs (losses, hypergradients, adapted states) are concatenat
 order, so the aggregation sees exactly the tensors of a single-process run.
 """
 import contextlib
+import itertools
+import os
 
 import tensorflow.compat.v1 as tf
 
 from boml.errors import InvalidArgumentError
 
 _STACK = []
+_GRAPHS = itertools.count()
 
 
 def shard_sizes(tasks, shards):
@@ -102,7 +105,9 @@ def replicate(cluster):
     graph = tf.get_default_graph()
     _STACK.append((graph, plan))
     try:
-        with tf.device(device):
+        # The servers keep resource variables by name across clients' graphs: a container of the
+        # graph's own keeps a later run (another dtype or shape) from meeting an earlier run's state.
+        with tf.device(device), tf.container(f"boml_{os.getpid()}_{next(_GRAPHS)}"):
             yield plan
     finally:
         _STACK.remove((graph, plan))
