@@ -92,3 +92,7 @@ class SolverError(BOMLError, ArithmeticError):
 
 class SolverWarning(UserWarning):
     """An in-graph linear solve of a hypergradient missed its tolerance or broke down (``solver_failure="warn"``)."""
+
+
+class InnerDivergenceWarning(UserWarning):
+    """The inner loop raised the inner objective it should lower (an inner learning rate too large)."""

@@ -1,4 +1,6 @@
 """Issue 13, engine side: an update that is not finite is never applied, and no setting is silently wrong."""
+import warnings
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -117,3 +119,39 @@ def test_the_network_takes_the_experiment_dtype():
     assert net.out.dtype.base_dtype == tf.float64
     with pytest.raises(errors.InvalidArgumentError, match=r"data_type=float32\) does not match .* float64"):
         boml_ho.meta_learner(ex.x, dataset, meta_model="V1", name="other", dim_hidden=(4,), data_type=tf.float32)
+
+
+def _inner_value(y, W, d):
+    return 0.5 * np.sum((d["X"] @ W @ y - d["b"]) ** 2) + 0.5 * toys.RHO * np.sum(y ** 2)
+
+
+def test_an_inner_loop_that_raises_its_objective_is_reported(session):
+    d = toys.make_data(seed=7)
+    boml_ho, _, _ = toys.build_toy(d, T=3, lr=50.0, outer_objective_optimizer="SGD")
+    boml_ho.aggregate_all(gradient_clip=lambda g: 0.0 * g)  # W stays put: every meta-iteration diverges alike
+    session.run(tf.global_variables_initializer())
+    W = session.run(tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS)[0])
+    start, end = _inner_value(np.zeros(d["k"]), W, d), _inner_value(toys.unroll(W, d, 3, 50.0)[0], W, d)
+    assert np.isfinite(end) and end > 10 * start  # finite losses: no DivergenceError, only this report
+    with pytest.warns(errors.InnerDivergenceWarning) as caught:
+        boml_ho.run(session=session)
+    message = str(caught[0].message)
+    assert f"from {start:.6g} (episode start) to {end:.6g}" in message and "learning_rate=50" in message
+    reported = []
+    for _ in range(4):  # meta-iterations 2..5: reported at the 2nd and 4th such iteration only
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            boml_ho.run(session=session)
+        reported.append(any(issubclass(w.category, errors.InnerDivergenceWarning) for w in seen))
+    assert reported == [True, False, True, False]
+
+
+def test_a_converging_inner_loop_is_not_reported(session):
+    d = toys.make_data(seed=7)
+    boml_ho, _, _ = toys.build_toy(d, T=3, lr=0.05, outer_objective_optimizer="SGD")
+    boml_ho.aggregate_all()
+    session.run(tf.global_variables_initializer())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        boml_ho.run(session=session)
+    assert not [w for w in seen if issubclass(w.category, errors.InnerDivergenceWarning)]

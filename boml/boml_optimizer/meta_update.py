@@ -8,15 +8,19 @@ parameters, outer optimizer slots, global step, task variables) and ``run``
 raises ``DivergenceError`` naming what was not finite.
 """
 import re
+import warnings
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
-from boml.errors import DivergenceError, InvalidArgumentError, UnknownNameError
+from boml.errors import DivergenceError, InnerDivergenceWarning, InvalidArgumentError, UnknownNameError
 from boml.lower_iter.inner_grad import GRAPH_CHECK_MARKER
 
 __all__ = ["OUTER_OPTIMIZERS", "MetaUpdate", "StepCounter", "outer_optimizer", "training_feed"]
+
+#: An inner loop that ends above this multiple of its start value (task mean) is reported.
+INNER_GROWTH_LIMIT = 10.0
 
 OUTER_OPTIMIZERS = {
     # Adam's betas in the schedule's dtype: float64 meta-parameters get float64 bias corrections.
@@ -123,6 +127,7 @@ class MetaUpdate:
         with tf.name_scope("meta_update"):
             outer_loss = tf.reduce_mean(outergradient.outer_losses)
             inner_loss = tf.reduce_mean(outergradient.inner_losses)
+            start_inner_loss = tf.reduce_mean(outergradient.start_inner_losses)
             loss_flags = [_all_finite(outer_loss), _all_finite(inner_loss)]
             grad_flags = [_all_finite(grad) for grad, _ in self.pairs]
             finite = tf.reduce_all(tf.stack(loss_flags + grad_flags), name="all_finite")
@@ -135,7 +140,9 @@ class MetaUpdate:
                     return tf.assign_add(global_step, 1)
 
             self.op = tf.cond(finite, apply, lambda: tf.identity(global_step), name="guarded_update")
+        self._growths = 0
         self._fetches = {"update": self.op, "outer_loss": outer_loss, "inner_loss": inner_loss,
+                         "start_inner_loss": start_inner_loss,
                          "finite": tf.stack(loss_flags + grad_flags), "settings": dict(settings)}
 
     def run(self, session, feeds, inner_grads, steps):
@@ -181,8 +188,24 @@ class MetaUpdate:
                 f"unchanged. Settings to look at: {settings}; lower the inner learning_rate or the "
                 f"meta_learning_rate, or clip the hypergradients with aggregate_all(gradient_clip=...)."
             )
+        self._check_inner_growth(step, float(values["start_inner_loss"]), losses["inner_loss"], values["settings"])
         steps.advance(session)
         return losses
+
+    def _check_inner_growth(self, step, start, end, settings):
+        """Warns (at the 1st, 2nd, 4th, ... such meta-iteration) when the inner loop raised its objective."""
+        if not end > INNER_GROWTH_LIMIT * max(abs(start), 1e-12):
+            return
+        self._growths += 1
+        if self._growths & (self._growths - 1):
+            return
+        rates = ", ".join(f"{k}={float(np.mean(v)):.6g}" for k, v in settings.items())
+        warnings.warn(
+            f"At meta-iteration {step} the inner loop raised the inner objective from {start:.6g} (episode start) "
+            f"to {end:.6g} after its steps (task means; more than {INNER_GROWTH_LIMIT:g}x): the inner loop "
+            f"diverges. Settings to look at: {rates}; lower the inner learning_rate of ll_problem. "
+            f"({self._growths} such meta-iteration(s) so far; the next warning at {2 * self._growths}.)",
+            InnerDivergenceWarning, stacklevel=4)
 
 
 def translate(error):

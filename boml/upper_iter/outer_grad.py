@@ -195,16 +195,18 @@ class BOMLOuterGrad:
                     f"learning rate)."
                 )
             values = [tf.cast(dynamics.outer_value(final), objective_dtype),
-                      tf.cast(dynamics.inner_value(final), objective_dtype)]
+                      tf.cast(dynamics.inner_value(final), objective_dtype),
+                      tf.cast(tf.stop_gradient(dynamics.inner_value(dynamics.initial_state())), objective_dtype)]
             return values + list(grads) + final
 
-        dtypes = ([objective_dtype, objective_dtype] + [_dtype(p) for p in meta_param]
+        dtypes = ([objective_dtype] * 3 + [_dtype(p) for p in meta_param]
                   + [_dtype(v) for v in inner_grad.var_list])
         with tf.name_scope(type(self).__name__):
             outputs = map_over_tasks(inner_grad.experiment, meta_param, inner_grad.var_list, task_fn, dtypes,
                                      self.parallel_iterations, training=True)
         self._records.append({"meta_param": meta_param, "outer_losses": outputs[0], "inner_losses": outputs[1],
-                              "hypergradients": outputs[2:2 + n_meta], "final_states": outputs[2 + n_meta:],
+                              "start_inner_losses": outputs[2],
+                              "hypergradients": outputs[3:3 + n_meta], "final_states": outputs[3 + n_meta:],
                               "inner_grad": inner_grad})
         return meta_param
 
@@ -218,6 +220,11 @@ class BOMLOuterGrad:
     def inner_losses(self):
         """Inner objective at the adapted state of every task."""
         return tf.concat([r["inner_losses"] for r in self._records], axis=0) if self._records else None
+
+    @property
+    def start_inner_losses(self):
+        """Inner objective at the episode start of every task (before the inner loop)."""
+        return tf.concat([r["start_inner_losses"] for r in self._records], axis=0) if self._records else None
 
     def outer_grads_and_vars(self, meta_param=None, aggregation_fn=None, gradient_clip=None):
         """Aggregated ``(hypergradient, meta-parameter)`` pairs.
