@@ -181,7 +181,7 @@ class MetaUpdate:
         if not all(flags):
             bad = [name for name, ok in zip(["outer_loss", "inner_loss"] + [f"hypergradient of {n}" for n in
                                                                           self._names], flags) if not ok]
-            settings = ", ".join(f"{k}={float(np.mean(v)):.6g}" for k, v in values["settings"].items())
+            settings = _describe_settings(values["settings"])
             raise DivergenceError(
                 f"The meta-iteration {step} produced non-finite values in: {', '.join(bad)} (losses {losses}). "
                 f"The update was NOT applied: the meta-parameters, the outer optimizer and the global step are "
@@ -199,13 +199,18 @@ class MetaUpdate:
         self._growths += 1
         if self._growths & (self._growths - 1):
             return
-        rates = ", ".join(f"{k}={float(np.mean(v)):.6g}" for k, v in settings.items())
+        rates = _describe_settings(settings)
         warnings.warn(
             f"At meta-iteration {step} the inner loop raised the inner objective from {start:.6g} (episode start) "
             f"to {end:.6g} after its steps (task means; more than {INNER_GROWTH_LIMIT:g}x): the inner loop "
             f"diverges. Settings to look at: {rates}; lower the inner learning_rate of ll_problem. "
             f"({self._growths} such meta-iteration(s) so far; the next warning at {2 * self._growths}.)",
             InnerDivergenceWarning, stacklevel=4)
+
+
+def _describe_settings(settings):
+    """``"name=value, ..."`` of the run-time settings a diverged run reports (tensor settings as their mean)."""
+    return ", ".join(f"{k}={float(np.mean(v)):.6g}" for k, v in settings.items())
 
 
 def translate(error):

@@ -1,18 +1,14 @@
 """ANIL (``inner_method="ANIL"``): the inner loop adapts the head only, the body is meta-learned."""
 import dataclasses
 
-import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError
+from boml.helpers import is_positive_int
 from boml.lower_iter.simple import BOMLInnerGradSimple, SimpleLowerOptions
 
 __all__ = ["BOMLInnerGradANIL", "AnilOptions"]
-
-
-def _is_count(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +26,7 @@ class AnilOptions(SimpleLowerOptions):
 
     def validate(self, owner):
         super().validate(owner)
-        if self.head is None or _is_count(self.head):
+        if self.head is None or is_positive_int(self.head):
             return
         if isinstance(self.head, (list, tuple)) and self.head and \
                 all(isinstance(v, tf.Variable) or hasattr(v, "ref") for v in self.head):
@@ -68,7 +64,7 @@ class BOMLInnerGradANIL(BOMLInnerGradSimple):
         head, owner = self.config.head, f"inner_method {type(self).__name__}"
         if head is None:
             head = min(2, len(self.var_list))
-        if _is_count(head):
+        if is_positive_int(head):
             if head > len(self.var_list):
                 raise InvalidArgumentError(
                     f"{owner}: head={head} counts more task variables than var_list has ({len(self.var_list)}). "

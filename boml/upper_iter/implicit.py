@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
+from boml.helpers import isinteger
 from boml.errors import InvalidArgumentError
 from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions, add_gradients
 from boml.upper_iter.solvers import (FAILURE_MODES, SolverMonitor, conjugate_gradient, fixed_point_iteration,
@@ -22,10 +23,6 @@ _SOLVER_OPTIONS = {"cg_max_iter": ("cg",), "neumann_terms": ("neumann",), "neuma
 
 def _default_tolerance(k):
     return 0.1 * 0.9 ** k
-
-
-def _is_int(value, minimum):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
 def _is_number(value):
@@ -92,18 +89,18 @@ class ImplicitOptions(UpperOptions):
         if self.solver not in SOLVERS:
             raise InvalidArgumentError(
                 f"{owner}: solver must be one of {list(SOLVERS)}; received {self.solver!r}. Use 'cg' for HOAG.")
-        if not _is_int(self.cg_max_iter, 1):
+        if not (isinteger(self.cg_max_iter) and self.cg_max_iter >= 1):
             raise InvalidArgumentError(f"cg_max_iter must be a positive integer; received {self.cg_max_iter!r}.")
         if not _is_number(self.cg_damping) or self.cg_damping < 0:
             raise InvalidArgumentError(f"cg_damping must be a number >= 0; received {self.cg_damping!r}.")
-        if not _is_int(self.neumann_terms, 0):
+        if not (isinteger(self.neumann_terms) and self.neumann_terms >= 0):
             raise InvalidArgumentError(
                 f"{owner}: neumann_terms must be an integer >= 0; received {self.neumann_terms!r}. Try 20.")
         if self.neumann_alpha is not None and (not _is_number(self.neumann_alpha) or self.neumann_alpha <= 0):
             raise InvalidArgumentError(
                 f"{owner}: neumann_alpha must be a positive number below 2 / lambda_max(H), or None for the inner "
                 f"step size; received {self.neumann_alpha!r}.")
-        if not _is_int(self.fixed_point_max_iter, 1):
+        if not (isinteger(self.fixed_point_max_iter) and self.fixed_point_max_iter >= 1):
             raise InvalidArgumentError(
                 f"{owner}: fixed_point_max_iter must be a positive integer; received {self.fixed_point_max_iter!r}.")
         if self.solver_failure not in FAILURE_MODES:

@@ -5,14 +5,11 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension
+from boml.helpers import isinteger
 from boml.errors import InvalidArgumentError, InvalidCombinationError
 from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
 
 __all__ = ["BOMLOuterGradMAMLPlusPlus", "MAMLPlusPlusOptions", "multi_step_loss_weights"]
-
-
-def _is_int(value, minimum):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum
 
 
 def multi_step_loss_weights(k, T, anneal_iterations, final_only=False):
@@ -65,17 +62,15 @@ class MAMLPlusPlusOptions(UpperOptions):
 
     def validate(self, owner):
         super().validate(owner)
-        if not isinstance(self.multi_step_loss, bool):
-            raise InvalidArgumentError(
-                f"{owner}: multi_step_loss must be True or False; received {self.multi_step_loss!r}.")
-        if not _is_int(self.msl_anneal_iterations, 1):
+        for name in ("multi_step_loss", "learn_step_sizes"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidArgumentError(
+                    f"{owner}: {name} must be True or False; received {getattr(self, name)!r}.")
+        if not (isinteger(self.msl_anneal_iterations) and self.msl_anneal_iterations >= 1):
             raise InvalidArgumentError(
                 f"{owner}: msl_anneal_iterations must be a positive integer; received "
                 f"{self.msl_anneal_iterations!r}. Try 1000.")
-        if not isinstance(self.learn_step_sizes, bool):
-            raise InvalidArgumentError(
-                f"{owner}: learn_step_sizes must be True or False; received {self.learn_step_sizes!r}.")
-        if not _is_int(self.first_order_iterations, 0):
+        if not (isinteger(self.first_order_iterations) and self.first_order_iterations >= 0):
             raise InvalidArgumentError(
                 f"{owner}: first_order_iterations must be an integer >= 0; received "
                 f"{self.first_order_iterations!r}.")
