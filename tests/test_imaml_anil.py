@@ -7,7 +7,7 @@ import tensorflow.compat.v1 as tf
 import bilevel_toys as toys
 import boml
 from boml import extension
-from boml.errors import InvalidArgumentError
+from boml.errors import InvalidArgumentError, UnknownNameError
 
 LAMBDA = 0.7
 
@@ -175,6 +175,7 @@ def test_cli_algorithms_build_the_strategies_with_their_settings():
     assert (resolved.method, resolved.inner_method, resolved.outer_method) == ("MetaInit", "Proximal", "Implicit")
     model = workflow.build_model(resolved, workflow.load_dataset(resolved))
     assert model.inner_grad.proximal_lambda == 3.0 and model.boml_ho.outergradient.cg_max_iter == 7
+    assert model.boml_ho.outergradient.config.solver == "cg" and model.boml_ho.outergradient.cg_damping == 0.0
     anil = workflow.Config(algorithm="anil").validate()
     assert (anil.inner_method, anil.outer_method) == ("ANIL", "Simple")
 
@@ -182,9 +183,32 @@ def test_cli_algorithms_build_the_strategies_with_their_settings():
 @pytest.mark.parametrize("changes,match", [
     ({"algorithm": "maml", "proximal_lambda": 2.0}, "proximal_lambda is iMAML's setting"),
     ({"algorithm": "maml", "cg_max_iter": 5}, "cg_max_iter is a setting of outer_method='Implicit'"),
+    ({"algorithm": "rhg", "solver": "neumann", "cg_damping": 0.5},
+     "solver, cg_damping are settings of outer_method='Implicit'"),
 ])
 def test_cli_settings_of_other_algorithms_are_refused(changes, match):
     from boml import workflow
 
     with pytest.raises(InvalidArgumentError, match=match):
         workflow.Config(**changes).validate()
+
+
+def test_cli_implicit_solver_settings_reach_the_strategy_and_a_foreign_one_is_refused():
+    import boml.upper_iter.implicit as implicit
+    import boml.upper_iter.solvers as solvers
+    from boml import workflow
+
+    assert workflow.config.IMPLICIT_SOLVERS == implicit.SOLVERS
+    assert workflow.config.SOLVER_FAILURE_MODES == solvers.FAILURE_MODES
+    small = dict(classes=2, image_size=8, num_filters=4, meta_batch_size=2)
+    config = workflow.preset("imaml-synthetic", cg_max_iter=50, solver="neumann", neumann_terms=4, cg_damping=0.25,
+                             **small).validate()
+    options = workflow.build_model(config, workflow.load_dataset(config)).boml_ho.outergradient.config
+    assert (options.solver, options.neumann_terms, options.cg_damping) == ("neumann", 4, 0.25)
+    # the preset sets cg_max_iter=5, which the Neumann solver does not read
+    mismatched = workflow.preset("imaml-synthetic", solver="neumann", **small).validate()
+    with tf.Graph().as_default(), pytest.raises(InvalidArgumentError, match="cg_max_iter=5 is used by solver='cg'"):
+        workflow.build_model(mismatched, workflow.load_dataset(mismatched))
+    for name, value in (("solver", "newton"), ("solver_failure", "stop")):
+        with pytest.raises(UnknownNameError, match=f"Unknown {name} '{value}'; allowed: "):
+            workflow.Config(algorithm="hoag", **{name: value}).validate()

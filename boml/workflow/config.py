@@ -42,6 +42,10 @@ ALGORITHM_ALIASES = {"fmaml": "fomaml", "forwardmode": "forward", "forwardmodehg
 DATASETS = ("omniglot", "miniimagenet", "synthetic")
 SPLITS = ("original", "vinyals", "lake")
 LR_GRANULARITIES = ("scalar", "tensor", "element")
+#: ``Implicit``'s solvers and failure modes (the same as ``boml.upper_iter.implicit.SOLVERS`` and
+#: ``boml.upper_iter.solvers.FAILURE_MODES``; kept here so that reading a configuration needs no TensorFlow).
+IMPLICIT_SOLVERS = ("cg", "neumann", "fixed_point")
+SOLVER_FAILURE_MODES = ("warn", "raise", "ignore")
 #: Largest seed NumPy's ``RandomState`` accepts.
 SEED_MAX = 2 ** 32 - 1
 
@@ -170,6 +174,14 @@ class Config:
                           structural=True, tag="xavier")
     cg_max_iter: int = option(50, "Implicit (HOAG, iMAML): maximum conjugate-gradient iterations", (), "metafeat",
                               structural=True, tag="cg", minimum=1)
+    solver: str = option("cg", "Implicit: linear solver of the hypergradient system", (), "metafeat",
+                         structural=True, tag="solver", choices=IMPLICIT_SOLVERS)
+    cg_damping: float = option(0.0, "Implicit (cg, neumann): d >= 0 added to the Hessian, (H + d I) q = grad F",
+                               (), "metafeat", structural=True, tag="damp", minimum=0)
+    neumann_terms: int = option(20, "Implicit (neumann): number K of Hessian-vector products of the series", (),
+                                "metafeat", structural=True, tag="nterms", minimum=0)
+    solver_failure: str = option("warn", "Implicit (cg, fixed_point): what an unsolved system does", (),
+                                 "metafeat", choices=SOLVER_FAILURE_MODES)
     forward_max_dim: int = option(1000, "Forward: largest number of scalar hyperparameters allowed", (),
                                   "metafeat", minimum=1)
     alpha: float = option(0.0, "BDA aggregation weight (initial value)", ("-alpha",), "metafeat", structural=True,
@@ -430,6 +442,7 @@ def is_finite_number(value) -> bool:
     return is_number(value) and math.isfinite(value)
 
 
-__all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES", "SEED_MAX", "GROUPS", "Config",
+__all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES",
+           "IMPLICIT_SOLVERS", "SOLVER_FAILURE_MODES", "SEED_MAX", "GROUPS", "Config",
            "option", "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
            "derived_run_name", "structural_values", "structural_hash", "check_resumable"]

@@ -119,6 +119,12 @@ __all__ = ["Model", "build_model"]
 def _upper_options(c):
     """The configuration's settings that belong to the chosen upper strategy only (each refuses the others')."""
     return {"Forward": {"forward_max_dim": c.forward_max_dim},
-            "Implicit": {"cg_max_iter": c.cg_max_iter},
+            "Implicit": _implicit_options(c),
             "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
                        "first_order_iterations": c.first_order_iterations}}.get(c.outer_method, {})
+
+
+def _implicit_options(c):
+    """The Implicit settings; the strategy refuses a solver's option set with another solver."""
+    return {"solver": c.solver, "cg_max_iter": c.cg_max_iter, "cg_damping": c.cg_damping,
+            "neumann_terms": c.neumann_terms, "solver_failure": c.solver_failure}

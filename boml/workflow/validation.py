@@ -3,7 +3,8 @@ import numbers
 import os
 
 from boml.errors import InvalidArgumentError, InvalidCombinationError, UnknownNameError, describe_allowed
-from boml.workflow.config import DATASETS, LR_GRANULARITIES, SPLITS, field_type, fields, is_finite_number
+from boml.workflow.config import (DATASETS, IMPLICIT_SOLVERS, LR_GRANULARITIES, SOLVER_FAILURE_MODES, SPLITS,
+                                  field_type, fields, is_finite_number)
 
 
 def inner_optimizer_names():
@@ -63,7 +64,9 @@ def validate(c):
     for what, value, allowed in (("dataset", c.dataset, DATASETS), ("split", c.split, SPLITS),
                                  ("inner_opt", c.inner_opt, inner_optimizer_names()),
                                  ("outer_opt", c.outer_opt, outer_optimizer_names()),
-                                 ("lr_granularity", c.lr_granularity, LR_GRANULARITIES)):
+                                 ("lr_granularity", c.lr_granularity, LR_GRANULARITIES),
+                                 ("solver", c.solver, IMPLICIT_SOLVERS),
+                                 ("solver_failure", c.solver_failure, SOLVER_FAILURE_MODES)):
         if value not in allowed:
             raise UnknownNameError(f"Unknown {what} {value!r}; allowed: {describe_allowed(allowed)}.")
     if isinstance(c.classes, numbers.Integral) and not isinstance(c.classes, bool) and c.classes < 2:
@@ -81,6 +84,12 @@ def validate(c):
         raise InvalidArgumentError(
             f"cg_max_iter is a setting of outer_method='Implicit' (algorithms 'hoag', 'imaml'); received "
             f"cg_max_iter={c.cg_max_iter!r} with outer_method={c.outer_method!r}.")
+    implicit_changed = [k for k, default in (("solver", "cg"), ("cg_damping", 0.0), ("neumann_terms", 20),
+                                             ("solver_failure", "warn")) if getattr(c, k) != default]
+    if implicit_changed and c.outer_method != "Implicit":
+        raise InvalidArgumentError(
+            f"{', '.join(implicit_changed)} are settings of outer_method='Implicit' (algorithms 'hoag', 'imaml'); "
+            f"received outer_method={c.outer_method!r}.")
     changed = [k for k, default in (("multi_step_loss", False), ("msl_anneal_iterations", 1000),
                                     ("first_order_iterations", 0)) if getattr(c, k) != default]
     if changed and c.outer_method != "MAML++":
