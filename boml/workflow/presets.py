@@ -27,8 +27,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         meta_train_iterations=6000, max_minutes=30.0, save_interval=500, val_interval=500),
     "imaml-omniglot-5w1s": dict(
         _OMNIGLOT_5W1S, algorithm="imaml", num_filters=32, train_examples_test=5, meta_batch_size=8, T=10, T_test=10,
-        lr=0.1, proximal_lambda=2.0, cg_max_iter=5, cg_damping=1.0, meta_lr=1e-3, meta_train_iterations=20000, max_minutes=30.0,
-        save_interval=500, val_interval=500),
+        lr=0.1, proximal_lambda=2.0, cg_max_iter=5, cg_damping=1.0, meta_lr=1e-3, meta_train_iterations=20000,
+        max_minutes=30.0, save_interval=500, val_interval=500),
     "anil-omniglot-5w1s": dict(_OMNIGLOT_5W1S, **dict(_MAML_OMNIGLOT, algorithm="anil"), meta_batch_size=8, lr=0.4),
     "maml++-omniglot-5w1s": dict(_OMNIGLOT_5W1S, **dict(_MAML_OMNIGLOT, algorithm="maml++", T=2),
                                  meta_batch_size=8, lr=0.4, msl_anneal_iterations=2000, first_order_iterations=1000),
