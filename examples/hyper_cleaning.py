@@ -743,14 +743,14 @@ def main(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
 
-    config = defaults.replace(T=args.T, inner_lr=args.inner_lr, inner_optimizer=args.inner_optimizer,
-                              hyper_iterations=args.hyper_iterations, meta_lr=args.meta_lr,
-                              truncate_iter=args.truncate_iter, bda_alpha=args.bda_alpha, final_T=args.final_T,
-                              dtype=args.dtype, cg_max_iter=args.cg_max_iter, cg_tolerance=args.cg_tolerance,
-                              cg_damping=args.cg_damping, neumann_terms=args.neumann_terms,
-                              neumann_alpha=args.neumann_alpha, fixed_point_max_iter=args.fixed_point_max_iter,
-                              fixed_point_tolerance=args.fixed_point_tolerance, solver_failure=args.solver_failure)
-    try:  # find (or fetch) the data once, before the methods start in their own processes
+    try:  # the settings are checked, then the data found (or fetched) once, before the methods' processes start
+        config = defaults.replace(T=args.T, inner_lr=args.inner_lr, inner_optimizer=args.inner_optimizer,
+                                  hyper_iterations=args.hyper_iterations, meta_lr=args.meta_lr,
+                                  truncate_iter=args.truncate_iter, bda_alpha=args.bda_alpha, final_T=args.final_T,
+                                  dtype=args.dtype, cg_max_iter=args.cg_max_iter, cg_tolerance=args.cg_tolerance,
+                                  cg_damping=args.cg_damping, neumann_terms=args.neumann_terms,
+                                  neumann_alpha=args.neumann_alpha, fixed_point_max_iter=args.fixed_point_max_iter,
+                                  fixed_point_tolerance=args.fixed_point_tolerance, solver_failure=args.solver_failure)
         folder = locate_dataset("mnist", args.mnist, download=args.download)
     except BOMLError as error:
         print(f"error: {error}", file=sys.stderr)
