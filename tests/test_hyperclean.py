@@ -128,3 +128,93 @@ def test_config_is_validated():
         hyperclean.CleaningConfig(initial_weight=2.0)
     with pytest.raises(InvalidArgumentError, match="T must be a positive integer"):
         hyperclean.CleaningConfig().replace(T=0)
+
+
+# ------------------------------------------------------------------ Neumann and FixedPoint (Implicit solvers)
+def _tiny_problem(n=24, dim=5, seed=1):
+    """A random float64 cleaning problem small enough for a numpy re-implementation."""
+    rng = np.random.RandomState(seed)
+    labels = rng.randint(0, 10, size=3 * n)
+    one_hot = np.eye(10)[labels]
+    x = rng.randn(3 * n, dim)
+    corrupted = np.zeros(n, dtype=bool)
+    corrupted[::2] = True
+    return hyperclean.CleaningData(x_train=x[:n], y_train=one_hot[:n], clean_labels=labels[:n], corrupted=corrupted,
+                                   x_valid=x[n:2 * n], y_valid=one_hot[n:2 * n], x_test=x[2 * n:],
+                                   y_test=one_hot[2 * n:])
+
+
+def _softmax(z):
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def _numpy_hypergradient(data, config, method):
+    """The first hypergradient of ``method``, in numpy: heavy-ball dynamics from 0, then the solver by hand."""
+    x, y, lam = data.x_train, data.y_train, np.full(data.n_train, config.initial_weight)
+    n = data.n_train
+    W, b = np.zeros((x.shape[1], 10)), np.zeros(10)
+    mW, mb = np.zeros_like(W), np.zeros_like(b)
+    lr, mu = config.inner_lr, config.inner_momentum
+    for _ in range(config.T):  # m <- mu m + grad f, w <- w - lr m
+        r = (lam / n)[:, None] * (_softmax(x @ W + b) - y)
+        mW, mb = mu * mW + x.T @ r, mu * mb + r.sum(0)
+        W, b = W - lr * mW, b - lr * mb
+    p = _softmax(x @ W + b)
+    r_valid = (_softmax(data.x_valid @ W + b) - data.y_valid) / data.x_valid.shape[0]
+    grad_F = [data.x_valid.T @ r_valid, r_valid.sum(0)]
+
+    def hessian(v):  # Hessian of f = mean_i lam_i CE_i at (W, b) times v
+        s = x @ v[0] + v[1]
+        dp = (lam / n)[:, None] * (p * s - p * (p * s).sum(1, keepdims=True))
+        return [x.T @ dp, dp.sum(0)]
+
+    def per_example(q):  # grad_w CE_i . q for every i
+        return ((p - y) * (x @ q[0] + q[1])).sum(1)
+
+    if method == "Neumann":  # q = sum_{j<=K} (I - alpha H)^j alpha grad F
+        alpha = config.neumann_alpha
+        v = [alpha * g for g in grad_F]
+        q = list(v)
+        for _ in range(config.neumann_terms):
+            hv = hessian(v)
+            v = [a - alpha * h for a, h in zip(v, hv)]
+            q = [a + c for a, c in zip(q, v)]
+        return -per_example(q) / n
+    # FixedPoint on z = (w, m): w' = w - lr (mu m + g(w)), m' = mu m + g(w); q <- (grad F, 0) + J^T q.
+    qw, qm = list(grad_F), [np.zeros_like(W), np.zeros_like(b)]
+    for _ in range(config.fixed_point_max_iter):
+        hw, hm = hessian(qw), hessian(qm)
+        qw, qm = ([g + a - lr * h + k for g, a, h, k in zip(grad_F, qw, hw, hm)],
+                  [-lr * mu * a + mu * c for a, c in zip(qw, qm)])
+    return per_example([c - lr * a for a, c in zip(qw, qm)]) / n
+
+
+@pytest.mark.parametrize("method", ["Neumann", "FixedPoint"])
+def test_neumann_and_fixed_point_hypergradients_match_numpy(method):
+    """The options reach the solver: K=3 terms with alpha=0.3 (not the inner step 0.1), 4 fixed-point products."""
+    data = _tiny_problem()
+    config = hyperclean.CleaningConfig(T=15, hyper_iterations=1, final_T=5, dtype="float64", neumann_terms=3,
+                                       neumann_alpha=0.3, fixed_point_max_iter=4, fixed_point_tolerance=0.0)
+    cleaner = hyperclean.HyperCleaner(data, method, config)
+    try:
+        (hypergradient, _), = cleaner.boml_ho.hypergradients
+        value = cleaner.session.run(hypergradient, cleaner.boml_ho.outergradient.feed_dict(0))
+        records = list(cleaner.boml_ho.outergradient.monitor._records)  # run() would move them to last_records
+    finally:
+        cleaner.close()
+    expected = _numpy_hypergradient(data, config, method)
+    assert np.abs(expected).max() > 1e-4  # not trivially zero
+    np.testing.assert_allclose(value, expected, rtol=1e-7, atol=1e-12)
+    assert records[-1]["iterations"] == (3 if method == "Neumann" else 4)
+
+
+def test_neumann_and_fixed_point_options_are_checked(capsys):
+    with pytest.raises(InvalidArgumentError, match="neumann_alpha"):
+        hyperclean.CleaningConfig(neumann_alpha=-1.0)
+    with pytest.raises(InvalidArgumentError, match="fixed_point_max_iter"):
+        hyperclean.CleaningConfig(fixed_point_max_iter=0)
+    with pytest.raises(InvalidArgumentError, match="solver_failure"):
+        hyperclean.CleaningConfig(solver_failure="loud")
+    assert hyperclean.main(["--methods", "Neumann", "--neumann-terms", "-2", "--quiet"]) == 2
+    assert "neumann_terms must be an integer >= 0; received -2" in capsys.readouterr().err
