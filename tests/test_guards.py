@@ -136,6 +136,7 @@ def test_an_inner_loop_that_raises_its_objective_is_reported(session):
     with pytest.warns(errors.InnerDivergenceWarning) as caught:
         boml_ho.run(session=session)
     message = str(caught[0].message)
+    assert caught[0].filename == __file__  # the warning names the caller of run()
     assert f"from {start:.6g} (episode start) to {end:.6g}" in message and "learning_rate=50" in message
     reported = []
     for _ in range(4):  # meta-iterations 2..5: reported at the 2nd and 4th such iteration only

@@ -118,6 +118,7 @@ def test_cg_warns_with_the_residual_on_an_ill_conditioned_problem(session):
     with pytest.warns(SolverWarning) as caught:
         boml_ho.run(session=session)
     message = str(caught[0].message)
+    assert caught[0].filename == __file__  # the warning names the caller of run(), not the library
     record = boml_ho.outergradient.monitor.last_records[0]
     # y_T of 20 gradient steps from 0 with step 1: y_i = (1 - (1 - D_i)^20) x_i / D_i.
     y = (1 - (1 - D) ** 20) * x / D

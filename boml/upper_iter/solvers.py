@@ -257,4 +257,4 @@ class SolverMonitor:
             message += f" ({self.failures} meta-iterations failed so far; next warning at {2 * self.failures}.)"
         if self.mode == "raise":
             raise SolverError(message)
-        warnings.warn(message, SolverWarning, stacklevel=4)  # the caller of BOMLOptimizer.run
+        warnings.warn(message, SolverWarning, stacklevel=5)  # the caller of BOMLOptimizer.run
