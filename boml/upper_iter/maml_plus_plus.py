@@ -1,5 +1,6 @@
-"""MAML++'s multi-step loss, derivative-order annealing and LSLR (``outer_method="MAML++"``)."""
+"""MAML++'s multi-step loss, derivative-order annealing, LSLR and per-step batch norm (``outer_method="MAML++"``)."""
 import dataclasses
+import re
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -7,9 +8,18 @@ import tensorflow.compat.v1 as tf
 from boml import extension
 from boml.helpers import isinteger
 from boml.errors import InvalidArgumentError, InvalidCombinationError
+from boml.lower_iter.dynamics import StepPlan
 from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
 
-__all__ = ["BOMLOuterGradMAMLPlusPlus", "MAMLPlusPlusOptions", "multi_step_loss_weights"]
+__all__ = ["BOMLOuterGradMAMLPlusPlus", "MAMLPlusPlusOptions", "multi_step_loss_weights", "batch_norm_parameters"]
+
+#: The batch-norm meta-parameters of boml's networks: ``bn{i}_offset`` and ``bn{i}_scale``.
+BATCH_NORM_PARAMETER = re.compile(r"(?:^|/)bn\d+_(?:offset|scale)$")
+
+
+def batch_norm_parameters(meta_param):
+    """The batch-norm offsets and scales among ``meta_param`` (variables named ``bn{i}_offset``/``bn{i}_scale``)."""
+    return [p for p in meta_param if hasattr(p, "initial_value") and BATCH_NORM_PARAMETER.search(p.op.name)]
 
 
 def multi_step_loss_weights(k, T, anneal_iterations, final_only=False):
@@ -52,17 +62,24 @@ class MAMLPlusPlusOptions(UpperOptions):
             second order (default 0: always second order).
         learn_step_sizes: LSLR: one learned inner step size per task variable (layer) and per
             step, the meta-parameter ``lslr`` of shape ``[T, len(var_list)]`` initialized to the
-            inner learning rate (default False). Not with ``ll_problem(learn_lr=True)``.
+            inner learning rate (default False). Not with ``ll_problem(learn_lr=True)``. They are used at
+            evaluation too (``BOMLOptimizer.adapted``): step ``t`` uses row ``min(t, T) - 1``.
+        per_step_bn_weights: BNWB: every inner step has its own batch-norm offset and scale. Each
+            ``bn{i}_offset`` / ``bn{i}_scale`` meta-parameter is replaced by a meta-parameter
+            ``bn{i}_offset_per_step`` of shape ``[T, C]`` (initialized to T copies of the shared one, which
+            then leaves the meta-parameters): the support pass of step ``t`` and the query losses after
+            step ``t`` use row ``t - 1``; evaluation step ``t`` uses row ``min(t, T) - 1`` (default False).
     """
 
     multi_step_loss: bool = False
     msl_anneal_iterations: int = 1000
     first_order_iterations: int = 0
     learn_step_sizes: bool = False
+    per_step_bn_weights: bool = False
 
     def validate(self, owner):
         super().validate(owner)
-        for name in ("multi_step_loss", "learn_step_sizes"):
+        for name in ("multi_step_loss", "learn_step_sizes", "per_step_bn_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise InvalidArgumentError(
                     f"{owner}: {name} must be True or False; received {getattr(self, name)!r}.")
@@ -90,7 +107,14 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
 
     With ``learn_step_sizes`` (LSLR) step ``t`` uses the step size ``lslr[t-1, i]`` for the
     task variable ``i`` instead of the inner learning rate, and ``lslr`` receives its
-    hypergradient like the other meta-parameters. The weights and the switch are fed at
+    hypergradient like the other meta-parameters. With ``per_step_bn_weights`` (BNWB) the
+    batch-norm offset and scale of step ``t`` are ``beta[t-1]``, ``gamma[t-1]``::
+
+        theta_t = theta_{t-1} - alpha_t * grad f(theta_{t-1}; beta[t-1], gamma[t-1])
+        F_t = F(theta_t; beta[t-1], gamma[t-1])
+
+    Both are installed as the lower strategy's ``step_plan``, so ``BOMLOptimizer.adapted``
+    (evaluation) adapts with them too. The weights and the switch are fed at
     every ``run`` (``feed_dict``), so one graph serves the whole schedule. With
     ``first_order=True`` in ``ll_problem`` the meta-gradient is first order throughout.
 
@@ -108,14 +132,22 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
         self._T = None
         #: The LSLR step sizes ``[T, len(var_list)]`` (a meta-parameter), or None.
         self.step_sizes = None
+        #: BNWB's ``(shared batch-norm parameter, per-step parameter [T, C])`` pairs.
+        self.per_step_bn = []
 
     def compute_gradients(self, outer_objective, inner_grad, meta_param=None, param_dict=None):
-        """See ``BOMLOuterGrad.compute_gradients``; with ``learn_step_sizes`` adds ``lslr`` to ``meta_param``.
+        """See ``BOMLOuterGrad.compute_gradients``; adds ``lslr`` and the per-step batch norm to ``meta_param``.
 
         Raises:
             InvalidCombinationError: ``learn_step_sizes`` with a learned inner step size.
-            InvalidArgumentError: ``learn_step_sizes`` with a learning rate that is not a constant.
+            InvalidArgumentError: ``learn_step_sizes`` with a learning rate that is not a constant;
+                ``per_step_bn_weights`` without batch-norm parameters among the meta-parameters.
         """
+        if meta_param is None:
+            meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
+        meta_param = list(meta_param)
+        if self.config.per_step_bn_weights:
+            meta_param = self._per_step_batch_norm(meta_param, inner_grad.T)
         if self.config.learn_step_sizes:
             if inner_grad.config.learn_lr:
                 raise InvalidCombinationError(
@@ -130,12 +162,28 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
                 dtype = inner_grad.var_list[0].dtype.base_dtype.as_numpy_dtype
                 self.step_sizes = extension.get_outerparameter(
                     "lslr", np.full([inner_grad.T, len(inner_grad.var_list)], value, dtype))
-            if meta_param is None:
-                meta_param = tf.get_collection(extension.GraphKeys.METAPARAMETERS)
-            meta_param = list(meta_param)
             if not any(p is self.step_sizes for p in meta_param):
                 meta_param.append(self.step_sizes)
+        if self.step_sizes is not None or self.per_step_bn:
+            inner_grad.step_plan = StepPlan(T=inner_grad.T, step_sizes=self.step_sizes,
+                                            replacements=list(self.per_step_bn))
         return super().compute_gradients(outer_objective, inner_grad, meta_param=meta_param, param_dict=param_dict)
+
+    def _per_step_batch_norm(self, meta_param, T):
+        """``meta_param`` with each batch-norm parameter replaced by its per-step copy (created once)."""
+        if not self.per_step_bn:
+            shared = batch_norm_parameters(meta_param)
+            if not shared:
+                raise InvalidArgumentError(
+                    "MAML++ per_step_bn_weights=True found no batch-norm parameter (a variable named bn{i}_offset or "
+                    f"bn{{i}}_scale) among the meta-parameters {[p.op.name for p in meta_param]}. Build the network "
+                    "with norm='batch_norm', or leave per_step_bn_weights=False.")
+            for param in shared:
+                start = tf.tile(tf.expand_dims(param.initial_value, 0), [T] + [1] * param.shape.ndims)
+                self.per_step_bn.append((param, extension.get_outerparameter(f"{param.op.name}_per_step", start)))
+        replaced = {p.ref() for p, _ in self.per_step_bn}
+        kept = [p for p in meta_param if p.ref() not in replaced]
+        return kept + [q for _, q in self.per_step_bn if not any(q is p for p in kept)]
 
     def weights(self, global_step):
         """The multi-step loss weights at meta-iteration ``global_step`` (``[0, ..., 1]`` without it)."""
@@ -152,21 +200,15 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
         state = dynamics.initial_state()
         slots = dynamics.initial_slots(state)
         switch = None if self.config.first_order_iterations == 0 else tf.cast(self.second_order, state[0].dtype)
-        rates = None
-        if self.step_sizes is not None:
-            rates = next(local for p, local in zip(dynamics.meta_params, dynamics.meta_locals)
-                         if p is self.step_sizes)
         losses = []
         for t in range(1, dynamics.T + 1):
-            hyper = dynamics.hyperparameters
-            if rates is not None:
-                hyper = hyper._replace(learning_rates=[rates[t - 1, i] for i in range(len(state))])
+            hyper = dynamics.hyperparameters_at(t)  # LSLR's step sizes of step t (the step plan)
             direction = dynamics.direction(t, state, hyper)
             if switch is not None:
                 direction = [tf.stop_gradient(g) + switch * (g - tf.stop_gradient(g)) for g in direction]
             state, slots = dynamics.apply_direction(t, state, slots, direction, hyper)
             if self.config.multi_step_loss or t == dynamics.T:
-                losses.append(dynamics.outer_value(state))
+                losses.append(dynamics.outer_value(state, t))
         if self.config.multi_step_loss:
             weights = tf.cast(self.loss_weights, losses[0].dtype)
             objective = tf.add_n([weights[t] * loss for t, loss in enumerate(losses)])

@@ -1,0 +1,137 @@
+"""MAML++'s per-step batch norm (weights and running statistics), LSLR at evaluation and the cosine meta-lr
+schedule, each against its definition in float64: numpy unrolls with the batch-norm backward pass written out,
+central differences, numpy moving averages and the cosine formula."""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import bilevel_toys as toys
+import boml
+from boml import extension
+from boml.errors import InvalidArgumentError
+from boml.setup_model.network_utils import BATCH_NORM_EPSILON, batch_norm
+
+T, LR, EPS = 3, 0.3, BATCH_NORM_EPSILON
+
+
+def _bn_data(seed=3):
+    rng = np.random.RandomState(seed)
+    return {"X": rng.randn(6, 3), "b": 0.5 * rng.randn(6, 2), "Xq": rng.randn(8, 3), "bq": 0.5 * rng.randn(8, 2),
+            "W": 0.5 * rng.randn(3, 2), "beta": np.array([0.1, -0.2]), "gamma": np.array([1.2, 0.8])}
+
+
+def _np_bn(h, beta, gamma, mean=None, var=None):
+    mean = h.mean(0) if mean is None else mean
+    var = ((h - mean) ** 2).mean(0) if var is None else var
+    xhat = (h - mean) / np.sqrt(var + EPS)
+    return gamma * xhat + beta, xhat, var
+
+
+def _np_loss(W, X, b, beta, gamma, stats=None):
+    y, _, _ = _np_bn(X @ W, beta, gamma, *(stats or (None, None)))
+    return 0.5 * np.sum((np.tanh(y) - b) ** 2)
+
+
+def _np_grad(W, X, b, beta, gamma):
+    """d loss / d W through the batch statistics (the batch-norm backward pass written out)."""
+    y, xhat, var = _np_bn(X @ W, beta, gamma)
+    dy = (np.tanh(y) - b) * (1 - np.tanh(y) ** 2)
+    dxhat = dy * gamma
+    dh = (dxhat - dxhat.mean(0) - xhat * (dxhat * xhat).mean(0)) / np.sqrt(var + EPS)
+    return X.T @ dh
+
+
+def _np_unroll(W, d, betas, gammas, rates, steps):
+    """theta_t = theta_{t-1} - r_t grad f(theta_{t-1}; beta[row], gamma[row]), row = min(t, T) - 1."""
+    for t in range(1, steps + 1):
+        row = min(t, len(betas)) - 1
+        W = W - rates[row] * _np_grad(W, d["X"], d["b"], betas[row], gammas[row])
+    return W
+
+
+def _build_bn(d, **ul_options):
+    xW = extension.get_outerparameter("xW", d["W"])
+    offset = extension.get_outerparameter("bn0_offset", d["beta"])
+    scale = extension.get_outerparameter("bn0_scale", d["gamma"])
+    W = tf.get_variable("W", initializer=tf.zeros([3, 2], tf.float64), trainable=False)
+
+    def loss(X, b):
+        return 0.5 * tf.reduce_sum(tf.square(tf.tanh(batch_norm(tf.constant(X) @ W, offset, scale)) - b))
+
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
+    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), LR, T, var_list=[W], initial_state=[xW])
+    query = loss(d["Xq"], d["bq"])
+    boml_ho.ul_problem(query, 1e-3, inner_grad, per_step_bn_weights=True, **ul_options)
+    return boml_ho, inner_grad, query, (offset, scale)
+
+
+def test_per_step_batch_norm_weights_hypergradient_and_evaluation(session):
+    d = _bn_data()
+    boml_ho, inner_grad, query, shared = _build_bn(d)
+    (_, beta_steps), (_, gamma_steps) = boml_ho.outergradient.per_step_bn
+    grads = {v.op.name: g for g, v in boml_ho.outergradient.outer_grads_and_vars()}
+    assert sorted(grads) == ["bn0_offset_per_step", "bn0_scale_per_step", "xW"]  # the shared ones left
+    adapted_T, adapted_5 = boml_ho.adapted(query), boml_ho.adapted(query, T=5)
+    session.run(tf.global_variables_initializer())
+    np.testing.assert_array_equal(session.run(beta_steps), np.tile(d["beta"], [T, 1]))
+    np.testing.assert_array_equal(session.run(gamma_steps), np.tile(d["gamma"], [T, 1]))
+    rng = np.random.RandomState(0)
+    betas, gammas = d["beta"] + 0.3 * rng.randn(T, 2), d["gamma"] + 0.3 * rng.randn(T, 2)
+    beta_steps.load(betas, session)
+    gamma_steps.load(gammas, session)
+    hg = session.run(grads, boml_ho.outergradient.feed_dict(0))
+    rates = [LR] * T
+
+    def objective(W=d["W"], bs=betas, gs=gammas):
+        final = _np_unroll(W, d, bs, gs, rates, T)
+        return _np_loss(final, d["Xq"], d["bq"], bs[-1], gs[-1])  # the query after step T uses row T - 1
+
+    assert toys.relative_error(hg["xW"], toys.central_difference(objective, d["W"])) < 1e-6
+    assert toys.relative_error(hg["bn0_offset_per_step"],
+                               toys.central_difference(lambda v: objective(bs=v), betas)) < 1e-6
+    assert toys.relative_error(hg["bn0_scale_per_step"],
+                               toys.central_difference(lambda v: objective(gs=v), gammas)) < 1e-6
+    # Evaluation adapts with the per-step parameters too; steps beyond T reuse the last row.
+    np.testing.assert_allclose(session.run(adapted_T)[0], objective(), rtol=1e-10)
+    five = _np_loss(_np_unroll(d["W"], d, betas, gammas, [LR] * T, 5), d["Xq"], d["bq"], betas[-1], gammas[-1])
+    np.testing.assert_allclose(session.run(adapted_5)[0], five, rtol=1e-10)
+
+
+def test_per_step_batch_norm_weights_need_batch_norm_parameters():
+    x = extension.get_outerparameter("x", np.zeros(2))
+    theta = tf.get_variable("theta", initializer=tf.zeros([2], tf.float64), trainable=False)
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
+    inner_grad = boml_ho.ll_problem(tf.reduce_sum(theta ** 2), 0.1, T, var_list=[theta], initial_state=[x])
+    with pytest.raises(InvalidArgumentError, match="found no batch-norm parameter"):
+        boml_ho.ul_problem(tf.reduce_sum(theta ** 2), 1e-3, inner_grad, per_step_bn_weights=True)
+
+
+@pytest.mark.parametrize("threshold", [16, 1])  # evaluation unrolled in Python, or one tf.while_loop
+def test_lslr_step_sizes_are_used_by_evaluation(session, threshold):
+    d = toys.make_maml_data(seed=11)
+    x = extension.get_outerparameter("x", d["x"])
+    theta = tf.get_variable("theta", initializer=tf.zeros([len(d["x"])], tf.float64), trainable=False)
+
+    def loss(X, b):
+        return 0.5 * tf.reduce_sum(tf.square(tf.tanh(tf.linalg.matvec(tf.constant(X), theta)) - tf.constant(b)))
+
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
+    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), LR, T, var_list=[theta], initial_state=[x],
+                                    while_loop_threshold=threshold)
+    query = loss(d["Xq"], d["bq"])
+    boml_ho.ul_problem(query, 1e-3, inner_grad, meta_param=[x], learn_step_sizes=True)
+    adapted = {steps: boml_ho.adapted(query, T=steps) for steps in (2, T, 5)}
+    session.run(tf.global_variables_initializer())
+    rates = np.array([[0.5], [0.05], [0.25]])
+    boml_ho.outergradient.step_sizes.load(rates, session)
+
+    def explicit(steps):
+        theta_t = np.array(d["x"], dtype=float)
+        for t in range(1, steps + 1):
+            theta_t = theta_t - rates[min(t, T) - 1, 0] * toys.maml_grad(theta_t, d["X"], d["b"])
+        return toys.maml_loss(theta_t, d["Xq"], d["bq"])
+
+    for steps, tensor in adapted.items():
+        np.testing.assert_allclose(session.run(tensor)[0], explicit(steps), rtol=1e-10)
+    plain = toys.maml_loss(toys.maml_unroll(d["x"], d, T, LR)[0], d["Xq"], d["bq"])
+    assert abs(explicit(T) - plain) > 1e-3  # the learned step sizes matter
