@@ -8,7 +8,7 @@ import tensorflow.compat.v1 as tf
 import bilevel_toys as toys
 import boml
 from boml import extension
-from boml.errors import InvalidArgumentError
+from boml.errors import InvalidArgumentError, InvalidCombinationError, UnknownNameError
 from boml.setup_model.network_utils import BATCH_NORM_EPSILON, batch_norm
 
 T, LR, EPS = 3, 0.3, BATCH_NORM_EPSILON
@@ -135,3 +135,46 @@ def test_lslr_step_sizes_are_used_by_evaluation(session, threshold):
         np.testing.assert_allclose(session.run(tensor)[0], explicit(steps), rtol=1e-10)
     plain = toys.maml_loss(toys.maml_unroll(d["x"], d, T, LR)[0], d["Xq"], d["bq"])
     assert abs(explicit(T) - plain) > 1e-3  # the learned step sizes matter
+
+
+def _build_quadratic(**ul_options):
+    x = extension.get_outerparameter("x", np.array([1.0, -2.0]))
+    theta = tf.get_variable("theta", initializer=tf.zeros([2], tf.float64), trainable=False)
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
+    inner_grad = boml_ho.ll_problem(tf.reduce_sum(theta ** 2), 0.1, 1, var_list=[theta], initial_state=[x])
+    boml_ho.ul_problem(tf.reduce_sum((theta - 1.0) ** 2), 0.01, inner_grad, outer_objective_optimizer="SGD",
+                       **ul_options)
+    return boml_ho, x
+
+
+def test_cosine_meta_learning_rate_follows_the_formula_and_drives_the_update(session):
+    period, lr0, lr_min = 8, 0.01, 1e-4
+    boml_ho, x = _build_quadratic(meta_lr_schedule="cosine", meta_lr_min=lr_min, meta_lr_period=period)
+    run = boml_ho.aggregate_all()
+    session.run(tf.global_variables_initializer())
+    for k in (0, 2, 4, 7, 8, 30):
+        boml_ho.global_step.load(k, session)
+        expected = lr_min + (lr0 - lr_min) * (1 + np.cos(np.pi * min(k, period) / period)) / 2
+        assert session.run(boml_ho.meta_learning_rate) == pytest.approx(expected, rel=1e-12)
+    assert session.run(boml_ho.meta_learning_rate) == pytest.approx(lr_min, rel=1e-12)  # k=30 > P: stays at min
+    boml_ho.global_step.load(3, session)
+    boml_ho.sync_step(session)
+    # One SGD meta-step with lr_3: theta_1 = 0.8 x, F = |0.8 x - 1|^2, dF/dx = 1.6 (0.8 x - 1).
+    before = session.run(x)
+    run(session=session)
+    expected_lr = lr_min + (lr0 - lr_min) * (1 + np.cos(np.pi * 3 / period)) / 2
+    np.testing.assert_allclose(session.run(x), before - expected_lr * 1.6 * (0.8 * before - 1.0), rtol=1e-12)
+
+
+@pytest.mark.parametrize("options,error,match", [
+    ({"meta_lr_schedule": "step"}, UnknownNameError, "Unknown meta_lr_schedule 'step'; allowed"),
+    ({"meta_lr_schedule": "cosine"}, InvalidArgumentError, "needs meta_lr_period"),
+    ({"meta_lr_schedule": "cosine", "meta_lr_period": 5, "meta_lr_min": 0.5}, InvalidArgumentError,
+     "meta_lr_min must be a number between 0 and meta_learning_rate=0.01; received 0.5"),
+    ({"meta_lr_schedule": "cosine", "meta_lr_period": 5, "mlr_decay": 0.1}, InvalidCombinationError,
+     "mlr_decay is the rate of the inverse-time schedule"),
+    ({"meta_lr_period": 5}, InvalidCombinationError, "settings of meta_lr_schedule='cosine'"),
+])
+def test_bad_meta_lr_schedules_are_refused(options, error, match):
+    with pytest.raises(error, match=match):
+        _build_quadratic(**options)
