@@ -70,7 +70,7 @@ def test_per_step_batch_norm_weights_hypergradient_and_evaluation(session):
     boml_ho, inner_grad, query, shared = _build_bn(d)
     (_, beta_steps), (_, gamma_steps) = boml_ho.outergradient.per_step_bn
     grads = {v.op.name: g for g, v in boml_ho.outergradient.outer_grads_and_vars()}
-    assert sorted(grads) == ["bn0_offset_per_step", "bn0_scale_per_step", "xW"]  # the shared ones left
+    assert sorted(grads) == ["bn0_offset", "bn0_offset_per_step", "bn0_scale", "bn0_scale_per_step", "xW"]
     adapted_T, adapted_5 = boml_ho.adapted(query), boml_ho.adapted(query, T=5)
     session.run(tf.global_variables_initializer())
     np.testing.assert_array_equal(session.run(beta_steps), np.tile(d["beta"], [T, 1]))
@@ -86,6 +86,7 @@ def test_per_step_batch_norm_weights_hypergradient_and_evaluation(session):
         final = _np_unroll(W, d, bs, gs, rates, T)
         return _np_loss(final, d["Xq"], d["bq"], bs[-1], gs[-1])  # the query after step T uses row T - 1
 
+    assert not np.any(hg["bn0_offset"]) and not np.any(hg["bn0_scale"])  # no objective reads the shared ones
     assert toys.relative_error(hg["xW"], toys.central_difference(objective, d["W"])) < 1e-6
     assert toys.relative_error(hg["bn0_offset_per_step"],
                                toys.central_difference(lambda v: objective(bs=v), betas)) < 1e-6

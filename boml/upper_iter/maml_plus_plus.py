@@ -67,8 +67,9 @@ class MAMLPlusPlusOptions(UpperOptions):
         per_step_bn_weights: BNWB: every inner step has its own batch-norm offset and scale. Each
             ``bn{i}_offset`` / ``bn{i}_scale`` meta-parameter is replaced by a meta-parameter
             ``bn{i}_offset_per_step`` of shape ``[T, C]`` (initialized to T copies of the shared one, which
-            then leaves the meta-parameters): the support pass of step ``t`` and the query losses after
-            step ``t`` use row ``t - 1``; evaluation step ``t`` uses row ``min(t, T) - 1`` (default False).
+            stays a meta-parameter with a zero hypergradient): the support pass of step ``t`` and the query
+            losses after step ``t`` use row ``t - 1``; evaluation step ``t`` uses row ``min(t, T) - 1``
+            (default False).
     """
 
     multi_step_loss: bool = False
@@ -181,9 +182,9 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
             for param in shared:
                 start = tf.tile(tf.expand_dims(param.initial_value, 0), [T] + [1] * param.shape.ndims)
                 self.per_step_bn.append((param, extension.get_outerparameter(f"{param.op.name}_per_step", start)))
-        replaced = {p.ref() for p, _ in self.per_step_bn}
-        kept = [p for p in meta_param if p.ref() not in replaced]
-        return kept + [q for _, q in self.per_step_bn if not any(q is p for p in kept)]
+        # The shared parameters stay meta-parameters (each task's reads of them go through their task-local
+        # copies, which the step plan replaces) with a zero hypergradient: no objective reads them any more.
+        return meta_param + [q for _, q in self.per_step_bn if not any(q is p for p in meta_param)]
 
     def weights(self, global_step):
         """The multi-step loss weights at meta-iteration ``global_step`` (``[0, ..., 1]`` without it)."""
@@ -214,4 +215,8 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
             objective = tf.add_n([weights[t] * loss for t, loss in enumerate(losses)])
         else:
             objective = losses[-1]
-        return tf.gradients(objective, dynamics.meta_locals), state
+        grads = tf.gradients(objective, dynamics.meta_locals)
+        shared = {p.ref() for p, _ in self.per_step_bn}
+        grads = [tf.zeros_like(local) if g is None and p.ref() in shared else g
+                 for g, p, local in zip(grads, dynamics.meta_params, dynamics.meta_locals)]
+        return grads, state
