@@ -49,8 +49,8 @@ PRESET_DESCRIPTIONS: Dict[str, str] = {
                            "(not yet run on the real data)",
     "anil-omniglot-5w1s": "ANIL (head-only inner loop), Omniglot 5-way 1-shot, 30 minutes "
                           "(not yet run on the real data)",
-    "maml++-omniglot-5w1s": "MAML++ (multi-step loss, derivative-order annealing), Omniglot 5-way 1-shot, 30 minutes "
-                            "(not yet run on the real data)",
+    "maml++-omniglot-5w1s": "MAML++ (multi-step loss, derivative-order annealing, LSLR, BNWB), Omniglot 5-way 1-shot, "
+                            "30 minutes (not yet run on the real data)",
     "maml-synthetic": "MAML on generated 16x16 episodes: needs no data, trains in about a minute",
     "rhg-synthetic": "RHG on generated 16x16 episodes: needs no data, trains in about a minute",
     "imaml-synthetic": "iMAML on generated 16x16 episodes: needs no data",
