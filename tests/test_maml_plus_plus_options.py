@@ -98,13 +98,19 @@ def test_per_step_batch_norm_weights_hypergradient_and_evaluation(session):
     np.testing.assert_allclose(session.run(adapted_5)[0], five, rtol=1e-10)
 
 
-def test_per_step_batch_norm_weights_need_batch_norm_parameters():
+@pytest.mark.parametrize("options,match", [
+    ({"per_step_bn_weights": True}, "per_step_bn_weights=True found no batch-norm parameter"),
+    ({"per_step_bn_statistics": True}, "per_step_bn_statistics=True found no batch-norm layer"),
+    ({"per_step_bn_statistics": True, "bn_momentum": 1.0}, "bn_momentum must be a number in \\[0, 1\\); received 1.0"),
+    ({"per_step_bn_statistics": "on"}, "per_step_bn_statistics must be True or False"),
+])
+def test_per_step_batch_norm_needs_batch_norm_and_good_settings(options, match):
     x = extension.get_outerparameter("x", np.zeros(2))
     theta = tf.get_variable("theta", initializer=tf.zeros([2], tf.float64), trainable=False)
     boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
     inner_grad = boml_ho.ll_problem(tf.reduce_sum(theta ** 2), 0.1, T, var_list=[theta], initial_state=[x])
-    with pytest.raises(InvalidArgumentError, match="found no batch-norm parameter"):
-        boml_ho.ul_problem(tf.reduce_sum(theta ** 2), 1e-3, inner_grad, per_step_bn_weights=True)
+    with pytest.raises(InvalidArgumentError, match=match):
+        boml_ho.ul_problem(tf.reduce_sum(theta ** 2), 1e-3, inner_grad, **options)
 
 
 @pytest.mark.parametrize("threshold", [16, 1])  # evaluation unrolled in Python, or one tf.while_loop
@@ -179,3 +185,60 @@ def test_cosine_meta_learning_rate_follows_the_formula_and_drives_the_update(ses
 def test_bad_meta_lr_schedules_are_refused(options, error, match):
     with pytest.raises(error, match=match):
         _build_quadratic(**options)
+
+
+def _np_grad_fixed(W, X, b, beta, gamma, mean, var):
+    """d loss / d W when the batch norm uses fixed (running) statistics."""
+    y, _, _ = _np_bn(X @ W, beta, gamma, mean, var)
+    dy = (np.tanh(y) - b) * (1 - np.tanh(y) ** 2)
+    return X.T @ (dy * gamma / np.sqrt(var + EPS))
+
+
+@pytest.mark.parametrize("bnwb", [False, True])
+def test_per_step_batch_norm_statistics_are_moving_averages_used_at_evaluation(session, bnwb):
+    d, m, steps = _bn_data(seed=5), 0.9, 2
+    xW = extension.get_outerparameter("xW", d["W"])
+    offset = extension.get_outerparameter("bn0_offset", d["beta"])
+    scale = extension.get_outerparameter("bn0_scale", d["gamma"])
+    W = tf.get_variable("W", initializer=tf.zeros([3, 2], tf.float64), trainable=False)
+
+    def loss(X, b):
+        return 0.5 * tf.reduce_sum(tf.square(tf.tanh(batch_norm(tf.constant(X) @ W, offset, scale)) - b))
+
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
+    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), LR, steps, var_list=[W], initial_state=[xW])
+    query = loss(d["Xq"], d["bq"])
+    boml_ho.ul_problem(query, 0.05, inner_grad, outer_objective_optimizer="SGD", per_step_bn_statistics=True,
+                       bn_momentum=m, per_step_bn_weights=bnwb)
+    run = boml_ho.aggregate_all()
+    (stats,) = boml_ho.outergradient.statistics
+    if bnwb:  # the offset and scale of each step (row t - 1), moved by the meta-update row by row
+        (_, offset), (_, scale) = boml_ho.outergradient.per_step_bn
+    else:
+        offset, scale = tf.tile(offset[None], [steps, 1]), tf.tile(scale[None], [steps, 1])
+    adapted = {n: boml_ho.adapted(query, T=n) for n in (steps, 3)}
+    session.run(tf.global_variables_initializer())
+    mean, var = np.zeros([steps + 1, 2]), np.ones([steps + 1, 2])
+    for _ in range(2):
+        w, beta, gamma = session.run([xW, offset, scale])  # the meta-update moves all three
+        rows = []
+        for t in range(steps):  # the support pass of step t + 1 at theta_t, then the query at theta_T
+            h = d["X"] @ w
+            rows.append((h.mean(0), h.var(0)))
+            w = w - LR * _np_grad(w, d["X"], d["b"], beta[t], gamma[t])
+        rows.append(((d["Xq"] @ w).mean(0), (d["Xq"] @ w).var(0)))
+        mean = m * mean + (1 - m) * np.array([r[0] for r in rows])
+        var = m * var + (1 - m) * np.array([r[1] for r in rows])
+        run(session=session)
+        np.testing.assert_allclose(session.run(stats.mean), mean, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(session.run(stats.variance), var, rtol=1e-10)
+    w0, beta, gamma = session.run([xW, offset, scale])
+    for n, tensor in adapted.items():
+        w = w0
+        for t in range(1, n + 1):
+            row = min(t, steps) - 1
+            w = w - LR * _np_grad_fixed(w, d["X"], d["b"], beta[row], gamma[row], mean[row], var[row])
+        expected = _np_loss(w, d["Xq"], d["bq"], beta[-1], gamma[-1], (mean[steps], var[steps]))
+        np.testing.assert_allclose(session.run(tensor)[0], expected, rtol=1e-10)
+    batch_stats = _np_loss(_np_unroll(w0, d, beta, gamma, [LR] * steps, steps), d["Xq"], d["bq"], beta[-1], gamma[-1])
+    assert abs(session.run(adapted[steps])[0] - batch_stats) > 1e-3  # the running statistics matter

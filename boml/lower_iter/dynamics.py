@@ -25,7 +25,7 @@ import tensorflow.compat.v1 as tf
 
 from boml.substitute import Substitution
 
-__all__ = ["TaskDynamics", "Trajectory", "StepHyperparameters", "StepPlan"]
+__all__ = ["TaskDynamics", "Trajectory", "StepHyperparameters", "StepPlan", "RunningStatistics"]
 
 Trajectory = collections.namedtuple(
     "Trajectory", ["initial", "final", "previous", "slots", "previous_slots", "states", "slot_states"])
@@ -41,7 +41,8 @@ Attributes:
     slot_states: [s_0, ..., s_T] (None unless ``keep_states``).
 """
 
-StepPlan = collections.namedtuple("StepPlan", ["T", "step_sizes", "replacements"])
+StepPlan = collections.namedtuple("StepPlan", ["T", "step_sizes", "replacements", "statistics"],
+                                  defaults=((),))
 StepPlan.__doc__ = """Per-step hyperparameters of a lower strategy (MAML++'s LSLR and per-step batch norm).
 
 Attributes:
@@ -49,6 +50,18 @@ Attributes:
     step_sizes: ``[T, n]`` step sizes (one per step and task variable), or None.
     replacements: ``(parameter, per_step)`` pairs: at step ``t`` every read of ``parameter`` is replaced by
         ``per_step[row]`` (``per_step`` has shape ``[T] + parameter.shape``).
+    statistics: ``RunningStatistics`` of the batch-norm layers; at evaluation (``training=False``) each layer
+        normalizes with them instead of its batch's statistics: row ``min(t, T) - 1`` in the support pass of
+        step ``t``, row ``T`` in the tensors evaluated after the last step (``query=True``).
+"""
+
+RunningStatistics = collections.namedtuple("RunningStatistics", ["mean", "variance", "support", "query"])
+RunningStatistics.__doc__ = """Per-step running statistics of the batch-norm layers sharing one offset (one block).
+
+Attributes:
+    mean, variance: ``[T + 1, C]`` variables.
+    support: the ``BatchNormLayer`` calls of the inner objective (support pass).
+    query: those of the upper objective (query pass).
 """
 
 StepHyperparameters = collections.namedtuple("StepHyperparameters", ["learning_rates", "masks", "coefficients"])
@@ -99,6 +112,13 @@ class TaskDynamics:
         self._starts = list(strategy.initial_state)
         self._values = {}
         self.plan = getattr(strategy, "step_plan", None)
+        self._statistics = tuple(self.plan.statistics) if self.plan is not None and not training else ()
+        self._originals = {}
+        if self._statistics:
+            for original, local in ((strategy.inner_objective, self.inner_objective),
+                                    (outer_objective, self.outer_objective)):
+                if original is not None:
+                    self._originals[local.ref()] = original
 
     # ----------------------------------------------------------------------------- views
     @property
@@ -109,12 +129,51 @@ class TaskDynamics:
     def meta_locals(self):
         return self._task.meta_locals
 
-    def at_state(self, local_tensors, state, t=None):
-        """Evaluates task-local tensors at ``state`` (with the step plan's replacements of step ``t``)."""
+    def local(self, tensors):
+        """``task.local(tensors)`` (a list), remembering the originals (evaluation with running statistics)."""
+        result = self._task.local(list(tensors))
+        for original, local in zip(tensors, result):
+            self._originals[local.ref()] = original
+        return result
+
+    def at_state(self, local_tensors, state, t=None, query=False):
+        """Evaluates task-local tensors at ``state`` (with the step plan's replacements of step ``t``).
+
+        ``query``: the tensors are evaluated after the steps (the running statistics' row ``T``).
+        """
+        single = not isinstance(local_tensors, (list, tuple))
+        items = [local_tensors] if single else list(local_tensors)
+        if self._statistics and items and all(x.ref() in self._originals for x in items):
+            result = self._with_running_statistics([self._originals[x.ref()] for x in items], state, t, query)
+            return result[0] if single else result
         pairs = self.step_replacements(t)
         if not pairs:
             return self._task.at_state(local_tensors, state)
         return Substitution(list(zip(self._task.state_proxies, state)) + pairs)(local_tensors)
+
+    def _with_running_statistics(self, originals, state, t, query):
+        """The original tensors at ``state``, every batch-norm layer normalizing with the running statistics."""
+        pairs = list(zip(self._task.state_vars, state))
+        pairs += [(param, tf.gather(self._task.local(per_step), self._row(t)))
+                  for param, per_step in self.plan.replacements]
+        row = self.plan.T if query or t is None else self._row(t)
+        for layer, stats in self._layers(query):
+            view = self._task.view(pairs)
+            x = view(layer.input)
+            dtype = x.dtype.base_dtype
+            offset, scale = (None if v is None else tf.cast(view(tf.convert_to_tensor(v)), dtype)
+                             for v in (layer.offset, layer.scale))
+            mean, variance = (tf.cast(tf.gather(v, row), dtype) for v in (stats.mean, stats.variance))
+            out = tf.nn.batch_normalization(x, mean, variance, offset, scale, layer.epsilon)
+            pairs.append((layer.output, tf.cast(out, layer.output.dtype.base_dtype)))
+        return self._task.view(pairs)(originals)
+
+    def _layers(self, query):
+        """``(layer, statistics)`` in creation order: the support layers, and the query ones when ``query``."""
+        layers = [(layer, stats) for stats in self._statistics
+                  for layer in tuple(stats.support) + (tuple(stats.query) if query else ())]
+        order = {id(layer): index for index, layer in enumerate(_all_layers())}
+        return sorted(layers, key=lambda item: order.get(id(item[0]), 0))
 
     # ----------------------------------------------------------------------------- per-step plan
     def _row(self, t):
@@ -290,6 +349,12 @@ class TaskDynamics:
         return Trajectory(initial=y0, final=list(state), previous=list(previous) if keep else None,
                           slots=list(slots), previous_slots=list(previous_slots) if keep else None,
                           states=states if keep_states else None, slot_states=slot_states if keep_states else None)
+
+
+def _all_layers():
+    from boml.setup_model.network_utils import batch_norm_layers
+
+    return batch_norm_layers()
 
 
 def _while_loop(transition, state, slots, first, last, keep_previous):

@@ -404,7 +404,8 @@ class BOMLInnerGrad:
         def task_fn(task):
             dynamics = self.task_dynamics(task, training=False)
             final = dynamics.unroll(T=T, differentiable=False).final
-            return [tf.stop_gradient(v) for v in dynamics.at_state(task.local(items), final, T or self.T)]
+            values = dynamics.at_state(dynamics.local(items), final, T or self.T, query=True)
+            return [tf.stop_gradient(v) for v in values]
 
         with tf.name_scope("adapted"):
             outputs = map_over_tasks(self.experiment, meta_param, self.var_list, task_fn,

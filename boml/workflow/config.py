@@ -173,6 +173,11 @@ class Config:
                                     "evaluation)", (), "metainit", structural=True, tag="lslr")
     per_step_bn_weights: bool = option(False, "MAML++ BNWB: batch-norm offset and scale per inner step", (),
                                        "metainit", structural=True, tag="bnwb")
+    per_step_bn_statistics: bool = option(False, "MAML++ BNRS: per-step running batch-norm statistics, used at "
+                                          "evaluation instead of the batch's", (), "metainit", structural=True,
+                                          tag="bnrs")
+    bn_momentum: float = option(0.9, "MAML++ BNRS: momentum m of r <- m r + (1 - m) batch", (), "metainit",
+                                structural=True, tag="bnm", minimum=0)
     proximal_lambda: float = option(1.0, "iMAML: weight lambda of the proximal term lambda/2 ||theta - x||^2", (),
                                     "metainit", structural=True, tag="plambda", minimum=0, strict=True)
     # MetaFeat family

@@ -123,7 +123,9 @@ def _upper_options(c):
             "Implicit": {"cg_max_iter": c.cg_max_iter},
             "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
                        "first_order_iterations": c.first_order_iterations, "learn_step_sizes": c.learn_step_sizes,
-                       "per_step_bn_weights": c.per_step_bn_weights}}.get(c.outer_method, {})
+                       "per_step_bn_weights": c.per_step_bn_weights,
+                       "per_step_bn_statistics": c.per_step_bn_statistics,
+                       "bn_momentum": c.bn_momentum}}.get(c.outer_method, {})
 
 
 def _schedule_options(c):

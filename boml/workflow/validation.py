@@ -85,11 +85,15 @@ def validate(c):
             f"cg_max_iter={c.cg_max_iter!r} with outer_method={c.outer_method!r}.")
     changed = [k for k, default in (("multi_step_loss", False), ("msl_anneal_iterations", 1000),
                                     ("first_order_iterations", 0), ("learn_step_sizes", False),
-                                    ("per_step_bn_weights", False)) if getattr(c, k) != default]
+                                    ("per_step_bn_weights", False), ("per_step_bn_statistics", False),
+                                    ("bn_momentum", 0.9)) if getattr(c, k) != default]
     if changed and c.outer_method != "MAML++":
         raise InvalidArgumentError(
             f"{', '.join(changed)} are settings of outer_method='MAML++' (algorithm 'maml++'); received "
             f"outer_method={c.outer_method!r}.")
+    if not c.bn_momentum < 1:
+        raise InvalidArgumentError(f"bn_momentum must be in [0, 1) (the weight of the old running statistics); "
+                                   f"received {c.bn_momentum!r}. Try 0.9.")
     if c.learn_step_sizes and c.learn_lr:
         raise InvalidArgumentError("learn_step_sizes (MAML++ LSLR) learns its own per-layer per-step step sizes; "
                                    "received learn_lr=True as well. Use one of the two.")
