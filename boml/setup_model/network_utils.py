@@ -95,7 +95,9 @@ def batch_norm(x, offset=None, scale=None, epsilon=BATCH_NORM_EPSILON, name="bat
     ``var`` are taken over every axis but the last (channels). As in the
     original BOML (``is_training=True`` always) the batch statistics are used at
     training and at test time (transductive batch norm); no moving averages
-    are kept.
+    are kept here. Every call is recorded (:func:`batch_norm_layers`): MAML++'s
+    ``per_step_bn_statistics`` accumulates per-step running statistics of these
+    layers and normalizes with them at evaluation.
 
     Rank-4 float32 inputs with an offset and a scale use the fused kernel
     (``tf.nn.fused_batch_norm``), whose second derivatives are exact. Otherwise
