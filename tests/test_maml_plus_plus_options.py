@@ -242,3 +242,19 @@ def test_per_step_batch_norm_statistics_are_moving_averages_used_at_evaluation(s
         np.testing.assert_allclose(session.run(tensor)[0], expected, rtol=1e-10)
     batch_stats = _np_loss(_np_unroll(w0, d, beta, gamma, [LR] * steps, steps), d["Xq"], d["bq"], beta[-1], gamma[-1])
     assert abs(session.run(adapted[steps])[0] - batch_stats) > 1e-3  # the running statistics matter
+
+
+def test_per_step_batch_norm_statistics_refuse_a_second_ul_problem():
+    d = _bn_data()
+    offset = extension.get_outerparameter("bn0_offset", d["beta"])
+    scale = extension.get_outerparameter("bn0_scale", d["gamma"])
+    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
+    for task in range(2):
+        W = tf.get_variable(f"W{task}", initializer=tf.constant(d["W"]), trainable=False)
+        loss = tf.reduce_sum(tf.tanh(batch_norm(tf.constant(d["X"]) @ W, offset, scale)) ** 2)
+        inner_grad = boml_ho.ll_problem(loss, LR, T, var_list=[W])
+        if task == 1:
+            with pytest.raises(InvalidArgumentError, match="records the batch-norm layers of one ul_problem"):
+                boml_ho.ul_problem(loss, 1e-3, inner_grad, per_step_bn_statistics=True)
+        else:
+            boml_ho.ul_problem(loss, 1e-3, inner_grad, per_step_bn_statistics=True)

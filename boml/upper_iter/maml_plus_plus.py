@@ -82,7 +82,7 @@ class MAMLPlusPlusOptions(UpperOptions):
             (``BOMLOptimizer.adapted``) the support pass of step ``t`` normalizes with row
             ``min(t, T) - 1`` and the evaluated tensors with row ``T``, so an episode's prediction does
             not depend on the other query examples (default False). Meta-training still normalizes with
-            the batch's statistics.
+            the batch's statistics. One ``ul_problem`` (one, possibly batched, experiment) only.
         bn_momentum: ``m`` of ``per_step_bn_statistics`` (default 0.9, PyTorch's momentum 0.1).
     """
 
@@ -187,7 +187,12 @@ class BOMLOuterGradMAMLPlusPlus(BOMLOuterGrad):
                     "lslr", np.full([inner_grad.T, len(inner_grad.var_list)], value, dtype))
             if not any(p is self.step_sizes for p in meta_param):
                 meta_param.append(self.step_sizes)
-        if self.config.per_step_bn_statistics and not self.statistics:
+        if self.config.per_step_bn_statistics:
+            if self._records:
+                raise InvalidArgumentError(
+                    "MAML++ per_step_bn_statistics=True records the batch-norm layers of one ul_problem (one "
+                    "experiment); received a second ul_problem. Batch the tasks in one experiment "
+                    "(BOMLExperiment(meta_batch_size=...)), or leave per_step_bn_statistics=False.")
             self.statistics = self._running_statistics(meta_param, inner_grad, outer_objective)
         if self.step_sizes is not None or self.per_step_bn or self.statistics:
             inner_grad.step_plan = StepPlan(T=inner_grad.T, step_sizes=self.step_sizes,
