@@ -258,3 +258,21 @@ def test_per_step_batch_norm_statistics_refuse_a_second_ul_problem():
                 boml_ho.ul_problem(loss, 1e-3, inner_grad, per_step_bn_statistics=True)
         else:
             boml_ho.ul_problem(loss, 1e-3, inner_grad, per_step_bn_statistics=True)
+
+
+@pytest.mark.parametrize("settings,match", [
+    (dict(algorithm="maml", per_step_bn_statistics=True), "are settings of outer_method='MAML\\+\\+'"),
+    (dict(algorithm="maml++", bn_momentum=1.0), "bn_momentum must be in \\[0, 1\\)"),
+    (dict(algorithm="maml++", learn_step_sizes=True, learn_lr=True), "Use one of the two"),
+    (dict(algorithm="maml", meta_lr_min=1e-5), "meta_lr_min is the cosine schedule's final meta_lr"),
+    (dict(algorithm="maml", meta_lr_schedule="cosine", meta_lr=1e-3, meta_lr_min=1e-2), "must not exceed meta_lr"),
+    (dict(algorithm="maml", meta_lr_schedule="linear"), "Unknown meta_lr_schedule 'linear'"),
+])
+def test_workflow_refuses_bad_maml_plus_plus_and_schedule_settings(settings, match):
+    from boml import workflow
+
+    with pytest.raises((InvalidArgumentError, UnknownNameError), match=match):
+        workflow.Config(**settings).validate()
+    config = workflow.Config(algorithm="maml++", per_step_bn_statistics=True, meta_lr_schedule="cosine",
+                             meta_lr_min=1e-5).validate()
+    assert (config.per_step_bn_statistics, config.meta_lr_schedule, config.bn_momentum) == (True, "cosine", 0.9)
