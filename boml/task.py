@@ -51,6 +51,7 @@ class TaskProgram:
             self.state_proxies = [tf.zeros(v.shape, v.dtype.base_dtype, name=_short_name(v))
                                   for v in self.state_vars]
         pairs.extend(zip(self.state_vars, self.state_proxies))
+        self._pairs = pairs
         self._data_view = Substitution(pairs)
         self._cache = {}
 
@@ -83,6 +84,10 @@ class TaskProgram:
                 self._cache[key] = self._data_view(item)
             out.append(self._cache[key])
         return out[0] if single else out
+
+    def view(self, extra_pairs):
+        """A ``Substitution`` of the original graph: this task's replacements, then ``extra_pairs`` (which win)."""
+        return Substitution(list(self._pairs) + list(extra_pairs))
 
     def at_state(self, local_tensors, state):
         """Evaluates tensors returned by ``local`` at the lower-level ``state``.

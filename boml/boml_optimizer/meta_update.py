@@ -14,10 +14,17 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
-from boml.errors import DivergenceError, InnerDivergenceWarning, InvalidArgumentError, UnknownNameError
+from boml.errors import DivergenceError, InnerDivergenceWarning, InvalidArgumentError, InvalidCombinationError, \
+    UnknownNameError
 from boml.lower_iter.inner_grad import GRAPH_CHECK_MARKER
 
-__all__ = ["OUTER_OPTIMIZERS", "MetaUpdate", "StepCounter", "outer_optimizer", "training_feed"]
+__all__ = ["OUTER_OPTIMIZERS", "META_LR_SCHEDULES", "MetaUpdate", "StepCounter", "cosine_learning_rate",
+           "outer_optimizer", "training_feed"]
+
+#: The schedules of the meta learning rate (``ul_problem(meta_lr_schedule=...)``).
+META_LR_SCHEDULES = ("inverse_time", "cosine")
+#: ``ul_problem``'s default ``mlr_decay`` (the inverse-time schedule's rate).
+DEFAULT_MLR_DECAY = 1e-5
 
 #: An inner loop that ends above this multiple of its start value (task mean) is reported.
 INNER_GROWTH_LIMIT = 10.0
@@ -37,8 +44,47 @@ def _positive(value):
     return float(value)
 
 
-def outer_optimizer(name, meta_learning_rate, mlr_decay, momentum, global_step, meta_param=None):
-    """The outer optimizer on the schedule ``mlr0 / (1 + mlr_decay * k)`` at meta-iteration ``k``.
+def cosine_learning_rate(k, lr0, lr_min, period):
+    """The cosine-annealed meta learning rate at meta-iteration ``k`` (numpy; the graph computes the same).
+
+    ``lr_min + (lr0 - lr_min) * (1 + cos(pi * min(k, P) / P)) / 2``: ``lr0`` at ``k = 0``, ``lr_min`` from
+    ``k = P`` on (one half-period, no restart), as MAML++ anneals its meta learning rate over training
+    (Antoniou et al., "How to train your MAML", ICLR 2019, section 4; Loshchilov and Hutter, SGDR, ICLR 2017).
+    """
+    return lr_min + (lr0 - lr_min) * (1.0 + np.cos(np.pi * min(k, period) / period)) / 2.0
+
+
+def _check_schedule(schedule, lr0, lr_min, period, mlr_decay):
+    if schedule not in META_LR_SCHEDULES:
+        raise UnknownNameError(f"Unknown meta_lr_schedule {schedule!r}; allowed: {list(META_LR_SCHEDULES)}.")
+    if schedule == "inverse_time":
+        if lr_min != 0.0 or period is not None:
+            raise InvalidCombinationError(
+                f"meta_lr_min and meta_lr_period are settings of meta_lr_schedule='cosine'; received meta_lr_min="
+                f"{lr_min!r}, meta_lr_period={period!r} with meta_lr_schedule='inverse_time'. Pass "
+                f"meta_lr_schedule='cosine', or leave them at 0.0 and None.")
+        return
+    if mlr_decay not in (0, DEFAULT_MLR_DECAY):
+        raise InvalidCombinationError(
+            f"mlr_decay is the rate of the inverse-time schedule; received mlr_decay={mlr_decay!r} with "
+            f"meta_lr_schedule='cosine'. Leave mlr_decay at its default (or 0), or use "
+            f"meta_lr_schedule='inverse_time'.")
+    if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
+        raise InvalidArgumentError(
+            f"meta_lr_schedule='cosine' needs meta_lr_period, the number of meta-iterations over which the meta "
+            f"learning rate anneals (a positive integer, e.g. the meta-training iterations); received {period!r}.")
+    if isinstance(lr_min, bool) or not isinstance(lr_min, (int, float, np.floating)) or not 0 <= lr_min <= lr0:
+        raise InvalidArgumentError(
+            f"meta_lr_min must be a number between 0 and meta_learning_rate={lr0!r}; received {lr_min!r}.")
+
+
+def outer_optimizer(name, meta_learning_rate, mlr_decay, momentum, global_step, meta_param=None,
+                    schedule="inverse_time", lr_min=0.0, period=None):
+    """The outer optimizer on the meta learning rate's schedule.
+
+    ``"inverse_time"``: ``mlr0 / (1 + mlr_decay * k)`` at meta-iteration ``k``; ``"cosine"``:
+    ``lr_min + (mlr0 - lr_min) (1 + cos(pi min(k, P) / P)) / 2`` with ``P = period`` (see
+    ``cosine_learning_rate``; ``mlr_decay`` is not used and must stay at its default or 0).
 
     Args:
         name: ``"Adam"``, ``"Momentum"`` or ``"SGD"``.
@@ -49,21 +95,31 @@ def outer_optimizer(name, meta_learning_rate, mlr_decay, momentum, global_step, 
         meta_param: the meta-parameters (default: the METAPARAMETERS collection); the
             schedule is float64 when one of them is, so float64 problems do not see a
             float32-rounded learning rate.
+        schedule: ``"inverse_time"`` (default) or ``"cosine"``.
+        lr_min: the cosine schedule's final learning rate (``0 <= lr_min <= mlr0``).
+        period: the cosine schedule's ``P`` in meta-iterations (required with ``"cosine"``).
 
     Returns:
         ``(schedule tensor, tf.train optimizer)``.
 
     Raises:
-        UnknownNameError: ``name`` is not an outer optimizer.
-        InvalidArgumentError: ``meta_learning_rate`` is not a positive finite number.
+        UnknownNameError: ``name`` is not an outer optimizer, or ``schedule`` is not a schedule.
+        InvalidArgumentError: ``meta_learning_rate`` is not a positive finite number, or a bad cosine setting.
+        InvalidCombinationError: a setting of the other schedule was given.
     """
     if name not in OUTER_OPTIMIZERS:
         raise UnknownNameError(f"Unknown outer_objective_optimizer {name!r}; allowed: {sorted(OUTER_OPTIMIZERS)}.")
+    lr0 = _positive(meta_learning_rate)
+    _check_schedule(schedule, lr0, lr_min, period, mlr_decay)
     params = tf.get_collection(extension.GraphKeys.METAPARAMETERS) if meta_param is None else meta_param
     dtype = tf.float64 if any(p.dtype.base_dtype == tf.float64 for p in params) else tf.float32
-    schedule = tf.train.inverse_time_decay(tf.constant(_positive(meta_learning_rate), dtype), global_step,
-                                           decay_steps=1, decay_rate=mlr_decay)
-    return schedule, OUTER_OPTIMIZERS[name](schedule, momentum)
+    if schedule == "cosine":
+        with tf.name_scope("cosine_meta_lr"):
+            progress = tf.cast(tf.minimum(global_step, period), dtype) / float(period)
+            rate = lr_min + (lr0 - lr_min) * (1.0 + tf.cos(np.pi * progress)) / 2.0
+    else:
+        rate = tf.train.inverse_time_decay(tf.constant(lr0, dtype), global_step, decay_steps=1, decay_rate=mlr_decay)
+    return rate, OUTER_OPTIMIZERS[name](rate, momentum)
 
 
 def training_feed(step, inner, outer, initializer, outergradient, inner_grads):

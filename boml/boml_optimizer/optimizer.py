@@ -125,11 +125,9 @@ class BOMLOptimizer:
             T: number of inner steps.
             var_list: task variables (default ``experiment.model.var_list``).
             experiment: the ``BOMLExperiment`` the objective was built on.
-            inner_objective_optimizer: ``"SGD"``, ``"Momentum"``, ``"Adam"`` or a
-                registered name; its update rule is differentiated.
+            inner_objective_optimizer: ``"SGD"``, ``"Momentum"``, ``"Adam"`` or a registered name (differentiated).
             outer_objective: the query loss, needed by ``Aggr`` (BDA).
-            learn_lr: learn the step size: ONE scalar ``lr`` as in the original
-                (``lr_granularity="tensor"``/``"element"`` for finer ones).
+            learn_lr: learn the step size: ONE scalar ``lr`` as in the original (``lr_granularity`` for finer ones).
             learn_st, s, t, alpha_init, learn_alpha, learn_alpha_itr: BDA's
                 aggregation settings (``Aggr`` only; see ``AggrOptions``).
             first_order: FOMAML (directions treated as constants).
@@ -165,24 +163,24 @@ class BOMLOptimizer:
     # ------------------------------------------------------------------------ upper level
     def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
                    outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0, tolerance=None,
-                   **options):
+                   meta_lr_schedule="inverse_time", meta_lr_min=0.0, meta_lr_period=None, **options):
         """Defines the upper-level problem of one task (or batched experiment).
 
         Args:
             outer_objective: scalar tensor ``F`` (query loss) on the task variables.
-            meta_learning_rate: outer step size ``mlr0``; the schedule is
-                ``mlr0 / (1 + mlr_decay * k)`` at meta-iteration ``k``.
+            meta_learning_rate: outer step size ``mlr0``.
             inner_grad: the object returned by ``ll_problem`` for this task.
-            mlr_decay: inverse-time decay rate of the meta learning rate.
+            mlr_decay: ``mlr0 / (1 + mlr_decay * k)`` at meta-iteration ``k`` (``meta_lr_schedule="inverse_time"``).
+            meta_lr_schedule, meta_lr_min, meta_lr_period: ``"cosine"`` anneals ``mlr0`` to ``meta_lr_min`` over
+                ``meta_lr_period`` meta-iterations (MAML++; see ``meta_update.outer_optimizer``).
             meta_param: meta-parameters to learn (default: METAPARAMETERS collection).
             outer_objective_optimizer: ``"Adam"``, ``"Momentum"`` or ``"SGD"``.
             epsilon: ``Darts``' finite-difference scale.
             momentum: momentum of the ``Momentum`` outer optimizer.
             warp_lambda: ``Simple`` with warp layers: weight of the initialization's hypergradient.
             tolerance: ``Implicit``'s CG tolerance schedule ``k -> float`` (None: ``0.1 * 0.9**k``).
-            **options: the upper strategy's other options (``warp_objective``,
-                ``cg_max_iter``, ``cg_damping``, ``parallel_iterations``,
-                ``forward_max_dim``; registered strategies' own options).
+            **options: the upper strategy's other options (``warp_objective``, ``cg_max_iter``, ``cg_damping``,
+                ``parallel_iterations``, ``forward_max_dim``, MAML++'s; registered strategies' own options).
 
         Returns:
             self.
@@ -199,7 +197,8 @@ class BOMLOptimizer:
             )
         if self._meta_learning_rate is None:
             self._meta_learning_rate, self._outer_optimizer = outer_optimizer(
-                outer_objective_optimizer, meta_learning_rate, mlr_decay, momentum, self._global_step, meta_param)
+                outer_objective_optimizer, meta_learning_rate, mlr_decay, momentum, self._global_step, meta_param,
+                meta_lr_schedule, meta_lr_min, meta_lr_period)
         if self._outergradient is None:
             self._outergradient = self._outer_class(
                 inner_method=self._inner_method, truncate_iter=self._truncate_iter, epsilon=epsilon,

@@ -13,12 +13,19 @@ written against this object only::
 ``d_t`` (the gradient of the inner objective, regularizers included, or BDA's
 aggregated gradient), multiplies it by the MT-net mask, and hands it to the inner
 optimizer's pure update rule with the (possibly learned) step sizes.
+
+A lower strategy may carry a ``StepPlan`` (``strategy.step_plan``, set by MAML++): per-step step sizes
+(LSLR) and per-step replacements of meta-parameters (per-step batch norm). Step ``t`` of training and of
+evaluation then uses row ``min(t, T) - 1`` of each (a longer evaluation reuses the last row), and the
+objectives evaluated after step ``t`` (``outer_value(state, t)``) see the replacements of row ``t``.
 """
 import collections
 
 import tensorflow.compat.v1 as tf
 
-__all__ = ["TaskDynamics", "Trajectory", "StepHyperparameters"]
+from boml.substitute import Substitution
+
+__all__ = ["TaskDynamics", "Trajectory", "StepHyperparameters", "StepPlan", "RunningStatistics"]
 
 Trajectory = collections.namedtuple(
     "Trajectory", ["initial", "final", "previous", "slots", "previous_slots", "states", "slot_states"])
@@ -32,6 +39,29 @@ Attributes:
     previous_slots: the slots before the last step (None unless ``keep_previous``).
     states: [y_0, ..., y_T] (None unless ``keep_states``).
     slot_states: [s_0, ..., s_T] (None unless ``keep_states``).
+"""
+
+StepPlan = collections.namedtuple("StepPlan", ["T", "step_sizes", "replacements", "statistics"],
+                                  defaults=((),))
+StepPlan.__doc__ = """Per-step hyperparameters of a lower strategy (MAML++'s LSLR and per-step batch norm).
+
+Attributes:
+    T: the number of rows (the training T); step ``t`` uses row ``min(t, T) - 1``.
+    step_sizes: ``[T, n]`` step sizes (one per step and task variable), or None.
+    replacements: ``(parameter, per_step)`` pairs: at step ``t`` every read of ``parameter`` is replaced by
+        ``per_step[row]`` (``per_step`` has shape ``[T] + parameter.shape``).
+    statistics: ``RunningStatistics`` of the batch-norm layers; at evaluation (``training=False``) each layer
+        normalizes with them instead of its batch's statistics: row ``min(t, T) - 1`` in the support pass of
+        step ``t``, row ``T`` in the tensors evaluated after the last step (``query=True``).
+"""
+
+RunningStatistics = collections.namedtuple("RunningStatistics", ["mean", "variance", "support", "query"])
+RunningStatistics.__doc__ = """Per-step running statistics of the batch-norm layers sharing one offset (one block).
+
+Attributes:
+    mean, variance: ``[T + 1, C]`` variables.
+    support: the ``BatchNormLayer`` calls of the inner objective (support pass).
+    query: those of the upper objective (query pass).
 """
 
 StepHyperparameters = collections.namedtuple("StepHyperparameters", ["learning_rates", "masks", "coefficients"])
@@ -81,6 +111,14 @@ class TaskDynamics:
         self.hyperparameters = strategy.step_hyperparameters(task, training)
         self._starts = list(strategy.initial_state)
         self._values = {}
+        self.plan = getattr(strategy, "step_plan", None)
+        self._statistics = tuple(self.plan.statistics) if self.plan is not None and not training else ()
+        self._originals = {}
+        if self._statistics:
+            for original, local in ((strategy.inner_objective, self.inner_objective),
+                                    (outer_objective, self.outer_objective)):
+                if original is not None:
+                    self._originals[local.ref()] = original
 
     # ----------------------------------------------------------------------------- views
     @property
@@ -91,9 +129,81 @@ class TaskDynamics:
     def meta_locals(self):
         return self._task.meta_locals
 
-    def at_state(self, local_tensors, state):
-        """Evaluates task-local tensors at ``state``."""
-        return self._task.at_state(local_tensors, state)
+    def local(self, tensors):
+        """``task.local(tensors)`` (a list), remembering the originals (evaluation with running statistics)."""
+        result = self._task.local(list(tensors))
+        for original, local in zip(tensors, result):
+            self._originals[local.ref()] = original
+        return result
+
+    def at_state(self, local_tensors, state, t=None, query=False):
+        """Evaluates task-local tensors at ``state`` (with the step plan's replacements of step ``t``).
+
+        ``query``: the tensors are evaluated after the steps (the running statistics' row ``T``).
+        """
+        single = not isinstance(local_tensors, (list, tuple))
+        items = [local_tensors] if single else list(local_tensors)
+        if self._statistics and items and all(x.ref() in self._originals for x in items):
+            result = self._with_running_statistics([self._originals[x.ref()] for x in items], state, t, query)
+            return result[0] if single else result
+        pairs = self.step_replacements(t)
+        if not pairs:
+            return self._task.at_state(local_tensors, state)
+        return Substitution(list(zip(self._task.state_proxies, state)) + pairs)(local_tensors)
+
+    def _with_running_statistics(self, originals, state, t, query):
+        """The original tensors at ``state``, every batch-norm layer normalizing with the running statistics."""
+        pairs = list(zip(self._task.state_vars, state))
+        pairs += [(param, tf.gather(self._task.local(per_step), self._row(t)))
+                  for param, per_step in self.plan.replacements]
+        row = self.plan.T if query or t is None else self._row(t)
+        for layer, stats in self._layers(query):
+            view = self._task.view(pairs)
+            x = view(layer.input)
+            dtype = x.dtype.base_dtype
+            offset, scale = (None if v is None else tf.cast(view(tf.convert_to_tensor(v)), dtype)
+                             for v in (layer.offset, layer.scale))
+            mean, variance = (tf.cast(tf.gather(v, row), dtype) for v in (stats.mean, stats.variance))
+            out = tf.nn.batch_normalization(x, mean, variance, offset, scale, layer.epsilon)
+            pairs.append((layer.output, tf.cast(out, layer.output.dtype.base_dtype)))
+        return self._task.view(pairs)(originals)
+
+    def _layers(self, query):
+        """``(layer, statistics)`` in creation order: the support layers, and the query ones when ``query``."""
+        layers = [(layer, stats) for stats in self._statistics
+                  for layer in tuple(stats.support) + (tuple(stats.query) if query else ())]
+        order = {id(layer): index for index, layer in enumerate(_all_layers())}
+        return sorted(layers, key=lambda item: order.get(id(item[0]), 0))
+
+    # ----------------------------------------------------------------------------- per-step plan
+    def _row(self, t):
+        """Row ``min(t, T) - 1`` of the step plan (``t`` None: the last row)."""
+        if t is None:
+            return self.plan.T - 1
+        if isinstance(t, int):
+            return min(t, self.plan.T) - 1
+        return tf.minimum(tf.cast(t, tf.int32), self.plan.T) - 1
+
+    def step_replacements(self, t=None):
+        """The ``(local parameter, local per-step row)`` pairs of step ``t`` (empty without a plan)."""
+        if self.plan is None or not self.plan.replacements:
+            return []
+        row = self._row(t)
+        locals_by_ref = {p.ref(): local for p, local in zip(self.meta_params, self.meta_locals)}
+        pairs = []
+        for param, per_step in self.plan.replacements:
+            key = locals_by_ref.get(param.ref(), param)
+            pairs.append((key, tf.gather(self._task.local(per_step), row)))
+        return pairs
+
+    def hyperparameters_at(self, t, hyperparameters=None):
+        """The hyperparameters of step ``t``: the plan's step sizes of that step, if it has any."""
+        hyperparameters = hyperparameters or self.hyperparameters
+        if self.plan is None or self.plan.step_sizes is None:
+            return hyperparameters
+        rates = tf.gather(self._task.local(self.plan.step_sizes), self._row(t))
+        dtypes = [r.dtype.base_dtype for r in hyperparameters.learning_rates]
+        return hyperparameters._replace(learning_rates=[tf.cast(rates[i], d) for i, d in enumerate(dtypes)])
 
     def initializing_index(self, param):
         """Index of the state tensor whose episode start is the meta-parameter ``param``, or None."""
@@ -103,19 +213,19 @@ class TaskDynamics:
         return None
 
     # ----------------------------------------------------------------------------- values
-    def _value(self, which, tensor, state):
-        key = (which, tuple(s.ref() for s in state))
+    def _value(self, which, tensor, state, t):
+        key = (which, t if t is None or isinstance(t, int) else t.ref(), tuple(s.ref() for s in state))
         if key not in self._values:
-            self._values[key] = self._task.at_state(tensor, state)
+            self._values[key] = self.at_state(tensor, state, t)
         return self._values[key]
 
-    def inner_value(self, state):
-        """The inner objective ``f`` at ``state`` (built once per state)."""
-        return self._value("inner", self.inner_objective, state)
+    def inner_value(self, state, t=None):
+        """The inner objective ``f`` at ``state`` (built once per state; ``t``: see ``at_state``)."""
+        return self._value("inner", self.inner_objective, state, t)
 
-    def outer_value(self, state):
-        """The upper objective ``F`` at ``state`` (built once per state)."""
-        return self._value("outer", self.outer_objective, state)
+    def outer_value(self, state, t=None):
+        """The upper objective ``F`` at ``state`` (built once per state; ``t``: see ``at_state``)."""
+        return self._value("outer", self.outer_objective, state, t)
 
     def gradient(self, value, state):
         """``d value / d state`` (zeros where it does not depend on it)."""
@@ -169,7 +279,7 @@ class TaskDynamics:
 
     def step(self, t, state, slots, hyperparameters=None):
         """One step ``(y_t, s_t) = Phi_t(y_{t-1}, s_{t-1}; hyperparameters)`` (pure)."""
-        hyperparameters = hyperparameters or self.hyperparameters
+        hyperparameters = hyperparameters or self.hyperparameters_at(t)
         return self.apply_direction(t, state, slots, self.direction(t, state, hyperparameters), hyperparameters)
 
     # ----------------------------------------------------------------------------- T steps
@@ -200,8 +310,9 @@ class TaskDynamics:
         stop = None if differentiable else (lambda values: [tf.stop_gradient(v) for v in values])
 
         def transition(step, state, slots):
+            hyper = self.hyperparameters_at(step)
             new_state, new_slots = self.apply_direction(
-                step, state, slots, self.direction(step, state), stop_direction=True if stop else None)
+                step, state, slots, self.direction(step, state, hyper), hyper, stop_direction=True if stop else None)
             return new_state, new_slots
 
         if self._strategy.unroll_in_python or keep_states:
@@ -238,6 +349,12 @@ class TaskDynamics:
         return Trajectory(initial=y0, final=list(state), previous=list(previous) if keep else None,
                           slots=list(slots), previous_slots=list(previous_slots) if keep else None,
                           states=states if keep_states else None, slot_states=slot_states if keep_states else None)
+
+
+def _all_layers():
+    from boml.setup_model.network_utils import batch_norm_layers
+
+    return batch_norm_layers()
 
 
 def _while_loop(transition, state, slots, first, last, keep_previous):

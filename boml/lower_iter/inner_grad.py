@@ -117,13 +117,15 @@ class LowerOptions(StrategyOptions):
         return settings
 
 
-def inner_gradient(dynamics, objective, state):
+def inner_gradient(dynamics, objective, state, t=None):
     """Gradient of a task-local objective w.r.t. the state (zeros where it does not depend on it).
+
+    ``t``: the step, for the step plan's per-step replacements (see ``TaskDynamics.at_state``).
 
     Returns:
         ``(gradients, value)``.
     """
-    value = dynamics.at_state(objective, state)
+    value = dynamics.at_state(objective, state, t)
     return dynamics.gradient(value, state), value
 
 
@@ -172,6 +174,8 @@ class BOMLInnerGrad:
     #: True when, as in the original, the user's task network is shown at the adapted weights
     #: after ``ll_problem`` (MetaInit).
     adapts_user_model = False
+    #: Per-step step sizes and parameter replacements (``boml.lower_iter.dynamics.StepPlan``), set by MAML++.
+    step_plan = None
     #: ``ll_problem`` keywords that only some lower strategies take, at their "not set" values:
     #: a strategy that does not take one accepts it at that value (see ``StrategyOptions.from_options``).
     shared_defaults = {"learn_st": False, "alpha_init": 0.0, "s": 1.0, "t": 1.0, "learn_alpha": False,
@@ -398,8 +402,10 @@ class BOMLInnerGrad:
         items = self.on_task_variables([tensors] if single else list(tensors))
 
         def task_fn(task):
-            final = self.task_dynamics(task, training=False).unroll(T=T, differentiable=False).final
-            return [tf.stop_gradient(v) for v in task.at_state(task.local(items), final)]
+            dynamics = self.task_dynamics(task, training=False)
+            final = dynamics.unroll(T=T, differentiable=False).final
+            values = dynamics.at_state(dynamics.local(items), final, T or self.T, query=True)
+            return [tf.stop_gradient(v) for v in values]
 
         with tf.name_scope("adapted"):
             outputs = map_over_tasks(self.experiment, meta_param, self.var_list, task_fn,
@@ -561,7 +567,7 @@ class BOMLInnerGradTrad(BOMLInnerGrad):
     """
 
     def direction(self, dynamics, t, state, hyperparameters):
-        grads, _ = inner_gradient(dynamics, dynamics.inner_objective, state)
+        grads, _ = inner_gradient(dynamics, dynamics.inner_objective, state, t)
         return grads
 
     def potential(self, dynamics, t, state, hyperparameters):

@@ -19,6 +19,9 @@ The other pieces the original kept here live in modules of their own and are re-
   ``flatten_list``, ``name_from_vars``, ``name_from_dict``, ``get_rand_state``, ``half_int``,
   ``mean_std_ci``, ``is_positive_int``.
 """
+import collections
+import weakref
+
 import numpy as np
 import tensorflow.compat.v1 as tf
 
@@ -61,6 +64,18 @@ from boml.setup_model.parameters import (  # noqa: F401 - re-exported for compat
 BATCH_NORM_EPSILON = 1e-3
 """Variance epsilon of :func:`batch_norm` (the value of the original BOML layers)."""
 
+BatchNormLayer = collections.namedtuple("BatchNormLayer", ["input", "output", "offset", "scale", "epsilon"])
+BatchNormLayer.__doc__ = """One :func:`batch_norm` call: its input and output tensors, offset, scale and epsilon."""
+_BATCH_NORM_LAYERS = weakref.WeakKeyDictionary()
+
+
+def batch_norm_layers(graph=None):
+    """The :func:`batch_norm` calls built in ``graph`` (default: the default graph), in creation order.
+
+    MAML++'s per-step running statistics read their inputs and replace their outputs at evaluation.
+    """
+    return list(_BATCH_NORM_LAYERS.get(graph or tf.get_default_graph(), []))
+
 
 def leaky_relu(x, alpha=0.2, name="leaky_relu"):
     """``max(x, alpha * x)``."""
@@ -80,7 +95,9 @@ def batch_norm(x, offset=None, scale=None, epsilon=BATCH_NORM_EPSILON, name="bat
     ``var`` are taken over every axis but the last (channels). As in the
     original BOML (``is_training=True`` always) the batch statistics are used at
     training and at test time (transductive batch norm); no moving averages
-    are kept.
+    are kept here. Every call is recorded (:func:`batch_norm_layers`): MAML++'s
+    ``per_step_bn_statistics`` accumulates per-step running statistics of these
+    layers and normalizes with them at evaluation.
 
     Rank-4 float32 inputs with an offset and a scale use the fused kernel
     (``tf.nn.fused_batch_norm``), whose second derivatives are exact. Otherwise
@@ -103,11 +120,14 @@ def batch_norm(x, offset=None, scale=None, epsilon=BATCH_NORM_EPSILON, name="bat
             # The fused kernel is faster and its second derivatives are exact (tested).
             output, _, _ = tf.nn.fused_batch_norm(x, tf.cast(scale, tf.float32), tf.cast(offset, tf.float32),
                                                   epsilon=epsilon, is_training=True)
-            return output
-        axes = list(range(x.shape.ndims - 1)) if x.shape.ndims is not None else [0, 1, 2]
-        mean = tf.reduce_mean(x, axes, name="mean")
-        variance = tf.reduce_mean(tf.square(x - mean), axes, name="variance")
-        return tf.nn.batch_normalization(x, mean, variance, offset, scale, epsilon)
+        else:
+            axes = list(range(x.shape.ndims - 1)) if x.shape.ndims is not None else [0, 1, 2]
+            mean = tf.reduce_mean(x, axes, name="mean")
+            variance = tf.reduce_mean(tf.square(x - mean), axes, name="variance")
+            output = tf.nn.batch_normalization(x, mean, variance, offset, scale, epsilon)
+    _BATCH_NORM_LAYERS.setdefault(tf.get_default_graph(), []).append(
+        BatchNormLayer(input=x, output=output, offset=offset, scale=scale, epsilon=epsilon))
+    return output
 
 
 def flatten(x, name="flatten"):

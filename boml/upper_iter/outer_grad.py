@@ -197,18 +197,28 @@ class BOMLOuterGrad:
             values = [tf.cast(dynamics.outer_value(final), objective_dtype),
                       tf.cast(dynamics.inner_value(final), objective_dtype),
                       tf.cast(tf.stop_gradient(dynamics.inner_value(dynamics.initial_state())), objective_dtype)]
-            return values + list(grads) + final
+            return values + list(grads) + final + list(self.task_extras(dynamics))
 
+        n_vars = len(inner_grad.var_list)
         dtypes = ([objective_dtype] * 3 + [_dtype(p) for p in meta_param]
-                  + [_dtype(v) for v in inner_grad.var_list])
+                  + [_dtype(v) for v in inner_grad.var_list] + list(self.task_extra_dtypes()))
         with tf.name_scope(type(self).__name__):
             outputs = map_over_tasks(inner_grad.experiment, meta_param, inner_grad.var_list, task_fn, dtypes,
                                      self.parallel_iterations, training=True)
         self._records.append({"meta_param": meta_param, "outer_losses": outputs[0], "inner_losses": outputs[1],
                               "start_inner_losses": outputs[2],
-                              "hypergradients": outputs[3:3 + n_meta], "final_states": outputs[3 + n_meta:],
-                              "inner_grad": inner_grad})
+                              "hypergradients": outputs[3:3 + n_meta],
+                              "final_states": outputs[3 + n_meta:3 + n_meta + n_vars],
+                              "extras": outputs[3 + n_meta + n_vars:], "inner_grad": inner_grad})
         return meta_param
+
+    def task_extras(self, dynamics):
+        """Further per-task outputs of ``task_hypergradients`` (stacked over tasks in ``record["extras"]``)."""
+        return []
+
+    def task_extra_dtypes(self):
+        """The dtypes of ``task_extras``."""
+        return []
 
     # --------------------------------------------------------------------------------- aggregate
     @property

@@ -46,6 +46,8 @@ LR_GRANULARITIES = ("scalar", "tensor", "element")
 #: ``boml.upper_iter.solvers.FAILURE_MODES``; kept here so that reading a configuration needs no TensorFlow).
 IMPLICIT_SOLVERS = ("cg", "neumann", "fixed_point")
 SOLVER_FAILURE_MODES = ("warn", "raise", "ignore")
+#: The meta learning rate's schedules (``boml.boml_optimizer.meta_update.META_LR_SCHEDULES``).
+META_LR_SCHEDULES = ("inverse_time", "cosine")
 #: Largest seed NumPy's ``RandomState`` accepts.
 SEED_MAX = 2 ** 32 - 1
 
@@ -137,6 +139,12 @@ class Config:
                             strict=True)
     meta_lr_decay_rate: float = option(1e-5, "inverse-time decay of meta_lr", ("-mlrdr", "--meta-lr-decay-rate"),
                                        "training", structural=True, tag="mlrdr", minimum=0)
+    meta_lr_schedule: str = option(
+        "inverse_time", "meta_lr schedule: inverse_time (meta_lr_decay_rate) or cosine (anneals to meta_lr_min over "
+        "meta_train_iterations, MAML++)", ("-mlrs",), "training", structural=True, tag="mlrs",
+        choices=META_LR_SCHEDULES)
+    meta_lr_min: float = option(0.0, "cosine schedule: the final meta_lr", (), "training", structural=True,
+                                tag="mlrmin", minimum=0)
     inner_opt: str = option("SGD", "inner optimizer (a registered name: SGD, Momentum, Adam ...)", ("-io",),
                             "training", structural=True, tag="io")
     outer_opt: str = option("Adam", "outer optimizer: SGD, Momentum or Adam", ("-oo",), "training", structural=True,
@@ -165,6 +173,15 @@ class Config:
                                         "metainit", structural=True, tag="msln", minimum=1)
     first_order_iterations: int = option(0, "MAML++: first-order meta-gradient for the first N meta-iterations", (),
                                          "metainit", structural=True, tag="foit", minimum=0)
+    learn_step_sizes: bool = option(False, "MAML++ LSLR: learned step size per layer and inner step (also used at "
+                                    "evaluation)", (), "metainit", structural=True, tag="lslr")
+    per_step_bn_weights: bool = option(False, "MAML++ BNWB: batch-norm offset and scale per inner step", (),
+                                       "metainit", structural=True, tag="bnwb")
+    per_step_bn_statistics: bool = option(False, "MAML++ BNRS: per-step running batch-norm statistics, used at "
+                                          "evaluation instead of the batch's", (), "metainit", structural=True,
+                                          tag="bnrs")
+    bn_momentum: float = option(0.9, "MAML++ BNRS: momentum m of r <- m r + (1 - m) batch", (), "metainit",
+                                structural=True, tag="bnm", minimum=0)
     proximal_lambda: float = option(1.0, "iMAML: weight lambda of the proximal term lambda/2 ||theta - x||^2", (),
                                     "metainit", structural=True, tag="plambda", minimum=0, strict=True)
     # MetaFeat family
@@ -443,6 +460,6 @@ def is_finite_number(value) -> bool:
 
 
 __all__ = ["ALGORITHMS", "ALGORITHM_ALIASES", "DATASETS", "SPLITS", "LR_GRANULARITIES",
-           "IMPLICIT_SOLVERS", "SOLVER_FAILURE_MODES", "SEED_MAX", "GROUPS", "Config",
+           "IMPLICIT_SOLVERS", "SOLVER_FAILURE_MODES", "META_LR_SCHEDULES", "SEED_MAX", "GROUPS", "Config",
            "option", "fields", "field_names", "field_default", "structural_fields", "field_type", "algorithm_key",
            "derived_run_name", "structural_values", "structural_hash", "check_resumable"]

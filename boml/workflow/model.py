@@ -94,7 +94,8 @@ def build_model(config: Config, dataset) -> Model:
     boml_ho.ul_problem(outer_objective, meta_learning_rate=c.meta_lr, inner_grad=inner_grad,
                        mlr_decay=c.meta_lr_decay_rate, outer_objective_optimizer=c.outer_opt, momentum=c.momentum,
                        meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS),
-                       parallel_iterations=c.parallel_iterations, **_upper_options(c))
+                       parallel_iterations=c.parallel_iterations, meta_lr_schedule=c.meta_lr_schedule,
+                       **_schedule_options(c), **_upper_options(c))
     clip = (lambda g: tf.clip_by_value(g, -c.clip_value, c.clip_value)) if c.clip_value > 0 else None
     boml_ho.aggregate_all(gradient_clip=clip)
     adapted_accuracy, adapted_loss = boml_ho.adapted([accuracy, outer_objective], inner_grad, T=c.eval_T)
@@ -121,10 +122,20 @@ def _upper_options(c):
     return {"Forward": {"forward_max_dim": c.forward_max_dim},
             "Implicit": _implicit_options(c),
             "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
-                       "first_order_iterations": c.first_order_iterations}}.get(c.outer_method, {})
+                       "first_order_iterations": c.first_order_iterations, "learn_step_sizes": c.learn_step_sizes,
+                       "per_step_bn_weights": c.per_step_bn_weights,
+                       "per_step_bn_statistics": c.per_step_bn_statistics,
+                       "bn_momentum": c.bn_momentum}}.get(c.outer_method, {})
 
 
 def _implicit_options(c):
     """The Implicit settings; the strategy refuses a solver's option set with another solver."""
     return {"solver": c.solver, "cg_max_iter": c.cg_max_iter, "cg_damping": c.cg_damping,
             "neumann_terms": c.neumann_terms, "solver_failure": c.solver_failure}
+
+
+def _schedule_options(c):
+    """The cosine schedule's settings: it anneals over the run's ``meta_train_iterations`` (at least 1)."""
+    if c.meta_lr_schedule != "cosine":
+        return {}
+    return {"meta_lr_min": c.meta_lr_min, "meta_lr_period": max(1, c.meta_train_iterations)}

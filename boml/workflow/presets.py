@@ -44,12 +44,11 @@ PRESET_DESCRIPTIONS: Dict[str, str] = {
     "maml-omniglot-5w5s": "MAML, Omniglot 5-way 5-shot (Vinyals split), 30 minutes",
     "maml-omniglot-20w1s": "MAML, Omniglot 20-way 1-shot (Vinyals split), 30 minutes",
     "rhg-omniglot-5w1s": "RHG (reverse hypergradient, meta-learned features), Omniglot 5-way 1-shot, 30 minutes",
-    "imaml-omniglot-5w1s": "iMAML (proximal inner problem, CG meta-gradient), Omniglot 5-way 1-shot, 30 minutes "
-                           "(not yet run on the real data)",
-    "anil-omniglot-5w1s": "ANIL (head-only inner loop), Omniglot 5-way 1-shot, 30 minutes "
-                          "(not yet run on the real data)",
-    "maml++-omniglot-5w1s": "MAML++ (multi-step loss, derivative-order annealing), Omniglot 5-way 1-shot, 30 minutes "
-                            "(not yet run on the real data)",
+    "imaml-omniglot-5w1s": "iMAML (proximal inner problem, damped CG meta-gradient), Omniglot 5-way 1-shot, "
+                           "30 minutes",
+    "anil-omniglot-5w1s": "ANIL (head-only inner loop), Omniglot 5-way 1-shot, 30 minutes",
+    "maml++-omniglot-5w1s": "MAML++ (multi-step loss, derivative-order annealing; LSLR and per-step batch norm "
+                            "are flags), Omniglot 5-way 1-shot, 30 minutes",
     "maml-synthetic": "MAML on generated 16x16 episodes: needs no data, trains in about a minute",
     "rhg-synthetic": "RHG on generated 16x16 episodes: needs no data, trains in about a minute",
     "imaml-synthetic": "iMAML on generated 16x16 episodes: needs no data",

@@ -3,8 +3,8 @@ import numbers
 import os
 
 from boml.errors import InvalidArgumentError, InvalidCombinationError, UnknownNameError, describe_allowed
-from boml.workflow.config import (DATASETS, IMPLICIT_SOLVERS, LR_GRANULARITIES, SOLVER_FAILURE_MODES, SPLITS,
-                                  field_type, fields, is_finite_number)
+from boml.workflow.config import (DATASETS, IMPLICIT_SOLVERS, LR_GRANULARITIES, META_LR_SCHEDULES,
+                                  SOLVER_FAILURE_MODES, SPLITS, field_type, fields, is_finite_number)
 
 
 def inner_optimizer_names():
@@ -66,7 +66,8 @@ def validate(c):
                                  ("outer_opt", c.outer_opt, outer_optimizer_names()),
                                  ("lr_granularity", c.lr_granularity, LR_GRANULARITIES),
                                  ("solver", c.solver, IMPLICIT_SOLVERS),
-                                 ("solver_failure", c.solver_failure, SOLVER_FAILURE_MODES)):
+                                 ("solver_failure", c.solver_failure, SOLVER_FAILURE_MODES),
+                                 ("meta_lr_schedule", c.meta_lr_schedule, META_LR_SCHEDULES)):
         if value not in allowed:
             raise UnknownNameError(f"Unknown {what} {value!r}; allowed: {describe_allowed(allowed)}.")
     if isinstance(c.classes, numbers.Integral) and not isinstance(c.classes, bool) and c.classes < 2:
@@ -91,11 +92,24 @@ def validate(c):
             f"{', '.join(implicit_changed)} are settings of outer_method='Implicit' (algorithms 'hoag', 'imaml'); "
             f"received outer_method={c.outer_method!r}.")
     changed = [k for k, default in (("multi_step_loss", False), ("msl_anneal_iterations", 1000),
-                                    ("first_order_iterations", 0)) if getattr(c, k) != default]
+                                    ("first_order_iterations", 0), ("learn_step_sizes", False),
+                                    ("per_step_bn_weights", False), ("per_step_bn_statistics", False),
+                                    ("bn_momentum", 0.9)) if getattr(c, k) != default]
     if changed and c.outer_method != "MAML++":
         raise InvalidArgumentError(
             f"{', '.join(changed)} are settings of outer_method='MAML++' (algorithm 'maml++'); received "
             f"outer_method={c.outer_method!r}.")
+    if not c.bn_momentum < 1:
+        raise InvalidArgumentError(f"bn_momentum must be in [0, 1) (the weight of the old running statistics); "
+                                   f"received {c.bn_momentum!r}. Try 0.9.")
+    if c.learn_step_sizes and c.learn_lr:
+        raise InvalidArgumentError("learn_step_sizes (MAML++ LSLR) learns its own per-layer per-step step sizes; "
+                                   "received learn_lr=True as well. Use one of the two.")
+    if c.meta_lr_min and c.meta_lr_schedule != "cosine":
+        raise InvalidArgumentError(f"meta_lr_min is the cosine schedule's final meta_lr; received meta_lr_min="
+                                   f"{c.meta_lr_min!r} with meta_lr_schedule={c.meta_lr_schedule!r}.")
+    if c.meta_lr_schedule == "cosine" and c.meta_lr_min > c.meta_lr:
+        raise InvalidArgumentError(f"meta_lr_min={c.meta_lr_min!r} must not exceed meta_lr={c.meta_lr!r}.")
     if c.proximal_lambda != 1.0 and c.inner_method != "Proximal":
         raise InvalidArgumentError(
             f"proximal_lambda is iMAML's setting; it needs inner_method='Proximal' (algorithm 'imaml'); received "
