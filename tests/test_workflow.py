@@ -61,6 +61,8 @@ def test_algorithm_sets_the_triple_and_its_implied_flags():
     ({"truncate_iter": 1}, InvalidArgumentError, "Reverse"),
     ({"max_minutes": -1}, InvalidArgumentError, "max_minutes"),
     ({"name": "a/b"}, InvalidArgumentError, "name"),
+    ({"while_loop_threshold": 0}, InvalidArgumentError, "while_loop_threshold must be an integer >= 1"),
+    ({"algorithm": "rhg", "while_loop_threshold": 4}, InvalidArgumentError, "inner_method='Trad' always runs"),
 ])
 def test_invalid_configurations_raise_typed_errors(changes, error, match):
     with pytest.raises(error, match=match):
@@ -212,6 +214,18 @@ def test_evaluation_adapts_with_the_learned_step_size(fresh_graph, tmp_path):
 
         no_step, with_step = loss_with(0.0), loss_with(0.4)
     assert not np.allclose(no_step, with_step)
+
+
+@pytest.mark.parametrize("threshold,looped", [(16, False), (2, True)])
+def test_while_loop_threshold_reaches_the_inner_loop(fresh_graph, tmp_path, threshold, looped):
+    """T=2: unrolled at the default threshold, inner tf.while_loops (inside the task map's body) at 2."""
+    config = tiny(tmp_path, T=2, while_loop_threshold=threshold).validate()
+    model = workflow.build_model(config, workflow.load_dataset(config))
+    assert model.inner_grad.config.while_loop_threshold == threshold
+    library = tf.get_default_graph().as_graph_def().library.function
+    inner = [node.name for function in library for node in function.node_def
+             if node.op in ("While", "StatelessWhile") and "lower_dynamics" in node.name]
+    assert bool(inner) is looped
 
 
 @pytest.mark.parametrize("algorithm", ["rhg", "bda"])

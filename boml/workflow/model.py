@@ -8,6 +8,7 @@ from boml import extension, utils
 from boml.boml_optimizer import BOMLOptimizer
 from boml.load_data import BOMLExperiment
 from boml.workflow.config import Config
+from boml.workflow.validation import takes_while_loop_threshold
 
 @dataclass
 class Model:
@@ -84,6 +85,8 @@ def build_model(config: Config, dataset) -> Model:
     ll_options = dict(inner_objective_optimizer=c.inner_opt, outer_objective=outer_objective,
                       learn_lr=c.learn_lr, first_order=c.first_order, momentum=c.momentum,
                       lr_granularity=c.lr_granularity, use_mask=c.use_mask)
+    if takes_while_loop_threshold(c.inner_method):
+        ll_options.update(while_loop_threshold=c.while_loop_threshold)
     if c.inner_method == "Proximal":
         ll_options.update(proximal_lambda=c.proximal_lambda)
     if c.inner_method == "Aggr":
