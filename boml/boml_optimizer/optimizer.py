@@ -180,8 +180,8 @@ class BOMLOptimizer:
             momentum: momentum of the ``Momentum`` outer optimizer.
             warp_lambda: ``Simple`` with warp layers: weight of the initialization's hypergradient.
             tolerance: ``Implicit``'s CG tolerance schedule ``k -> float`` (None: ``0.1 * 0.9**k``).
-            **options: the upper strategy's other options (``warp_objective``,
-                ``cg_max_iter``, ``cg_damping``, ``parallel_iterations``,
+            **options: the upper strategy's other options (``warp_objective``, ``cg_max_iter``,
+                ``cg_damping``, ``parallel_iterations``, ``task_memory_budget``,
                 ``forward_max_dim``; registered strategies' own options).
 
         Returns:

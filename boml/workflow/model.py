@@ -97,7 +97,8 @@ def build_model(config: Config, dataset) -> Model:
     boml_ho.ul_problem(outer_objective, meta_learning_rate=c.meta_lr, inner_grad=inner_grad,
                        mlr_decay=c.meta_lr_decay_rate, outer_objective_optimizer=c.outer_opt, momentum=c.momentum,
                        meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS),
-                       parallel_iterations=c.parallel_iterations, **_upper_options(c))
+                       parallel_iterations=c.parallel_iterations, task_memory_budget=c.task_memory_budget,
+                       **_upper_options(c))
     clip = (lambda g: tf.clip_by_value(g, -c.clip_value, c.clip_value)) if c.clip_value > 0 else None
     boml_ho.aggregate_all(gradient_clip=clip)
     adapted_accuracy, adapted_loss = boml_ho.adapted([accuracy, outer_objective], inner_grad, T=c.eval_T)
