@@ -47,9 +47,11 @@ def run_one(args):
     inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=0.01, T=args.T, experiment=ex,
                                     var_list=ex.model.var_list, **ALGORITHMS[args.algorithm])
     boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=args.parallel_iterations,
+                       task_memory_budget=args.task_memory_budget,
                        meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
     boml_ho.aggregate_all()
     build = time.perf_counter() - start
+    task_map = boml_ho.outergradient.task_maps[0]
     n_params = int(sum(np.prod(v.shape.as_list()) for v in meta_learner.meta_parameters))
     ops = len(tf.get_default_graph().get_operations())
 
@@ -71,7 +73,8 @@ def run_one(args):
     return {
         "model": args.model, "algorithm": args.algorithm,
         "network": f"{type(meta_learner).__name__}{tuple(meta_learner.dim_hidden)}",
-        "meta_parameters": n_params, "ops": ops, "build_s": build, "first_s": first,
+        "meta_parameters": n_params, "ops": ops, "concurrent_tasks": task_map["concurrent_tasks"],
+        "task_activation_gb": task_map["activation_bytes"] / 2 ** 30, "build_s": build, "first_s": first,
         "s_per_iter": statistics.median(times), "min_s": min(times), "max_s": max(times), "steps": len(times),
         "outer_loss": first_losses["outer_loss"],
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
@@ -89,6 +92,9 @@ def parse_args(argv=None):
     parser.add_argument("--queries", type=int, default=15)
     parser.add_argument("--steps", type=int, default=3, help="timed meta-iterations after the first")
     parser.add_argument("--parallel-iterations", type=int, default=16)
+    parser.add_argument("--task-memory-budget", type=lambda text: None if text.lower() == "none" else float(text),
+                        default=None, help="GB of estimated task activations computed at once (default none: "
+                                           "no budget; 8 runs V2's tasks one at a time)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
     return parser.parse_args(argv)
@@ -101,12 +107,13 @@ def main(argv=None):
         return
     passthrough = [f"--meta-batch={args.meta_batch}", f"--T={args.T}", f"--ways={args.ways}",
                    f"--shots={args.shots}", f"--queries={args.queries}", f"--steps={args.steps}",
-                   f"--parallel-iterations={args.parallel_iterations}", f"--intra-threads={args.intra_threads}",
+                   f"--parallel-iterations={args.parallel_iterations}",
+                   f"--task-memory-budget={args.task_memory_budget}", f"--intra-threads={args.intra_threads}",
                    f"--inter-threads={args.inter_threads}"]
     print(f"MiniImageNet-size synthetic episodes: {args.ways}-way {args.shots}-shot, {args.queries} queries, "
           f"84x84x3, meta-batch {args.meta_batch}, T={args.T}, median of {args.steps} timed iterations")
     print(f"{'model':5} {'algorithm':9} {'network':38} {'meta-params':>11} {'build s':>8} {'first s':>8} "
-          f"{'s/iter':>8} {'peak RSS GB':>11}")
+          f"{'s/iter':>8} {'peak RSS GB':>11} {'tasks at once':>13} {'GB/task (est.)':>14}")
     for model in ([args.model] if args.model else MODELS):
         for algorithm in ([args.algorithm] if args.algorithm else sorted(ALGORITHMS, reverse=True)):
             command = [sys.executable, os.path.abspath(__file__), f"--model={model}", f"--algorithm={algorithm}"]
@@ -117,7 +124,8 @@ def main(argv=None):
                 continue
             r = json.loads(lines[-1][len("RESULT "):])
             print(f"{model:5} {algorithm:9} {r['network']:38} {r['meta_parameters']:>11,d} {r['build_s']:>8.1f} "
-                  f"{r['first_s']:>8.1f} {r['s_per_iter']:>8.2f} {r['peak_rss_gb']:>11.2f}", flush=True)
+                  f"{r['first_s']:>8.1f} {r['s_per_iter']:>8.2f} {r['peak_rss_gb']:>11.2f} "
+                  f"{r['concurrent_tasks']:>13d} {r['task_activation_gb']:>14.2f}", flush=True)
 
 
 if __name__ == "__main__":

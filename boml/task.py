@@ -103,8 +103,56 @@ def _short_name(obj):
     return obj.name.split(":")[0].replace("/", "_")
 
 
+def activation_bytes(graph):
+    """Bytes of the floating-point op outputs of ``graph`` whose shapes are static.
+
+    Used on the body of the task map: an upper bound of what one task keeps alive (its
+    forward activations, kept for its meta-gradient, and the gradients themselves). Nested
+    function bodies (an inner ``tf.while_loop``) are not counted.
+    """
+    total = 0
+    for op in graph.get_operations():
+        for out in op.outputs:
+            if out.dtype.is_floating and out.shape.is_fully_defined():
+                total += out.shape.num_elements() * out.dtype.size
+    return total
+
+
+def concurrent_tasks(limit, per_task_bytes, budget_gb):
+    """How many tasks the task map runs at once: ``limit``, fewer when their activations exceed the budget.
+
+    Args:
+        limit: the largest number (``parallel_iterations``).
+        per_task_bytes: ``activation_bytes`` of the task body.
+        budget_gb: GB (2**30 bytes) of estimated activations allowed at once, or None for no budget.
+
+    Returns:
+        ``min(limit, max(1, floor(budget / per_task_bytes)))`` (``limit`` without a budget).
+    """
+    if budget_gb is None or per_task_bytes <= 0:
+        return limit
+    return max(1, min(limit, int(budget_gb * 2 ** 30 // per_task_bytes)))
+
+
+def _set_parallel_iterations(outputs, value):
+    """Sets ``parallel_iterations`` of the ``tf.map_fn`` loop that produced ``outputs`` (before any run)."""
+    from tensorflow.core.framework import attr_value_pb2
+
+    pending, seen = [t.op for t in outputs], set()
+    while pending:
+        op = pending.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.type in ("While", "StatelessWhile"):
+            op._set_attr("parallel_iterations", attr_value_pb2.AttrValue(i=value))  # noqa: SLF001
+            return
+        pending.extend(t.op for t in op.inputs)
+    raise RuntimeError("boml internal error: the task map's while loop was not found")
+
+
 def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, parallel_iterations=None,
-                   training=False):
+                   training=False, memory_budget_gb=None, report=None):
     """Runs ``task_fn(task_program)`` for every task of ``experiment``.
 
     For an experiment whose placeholders carry a task axis (``meta_batch_size``
@@ -118,9 +166,14 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         state_vars: the lower-level task variables.
         task_fn: ``TaskProgram -> list of tensors``.
         output_dtypes: the dtypes of ``task_fn``'s outputs, in order.
-        parallel_iterations: tasks processed concurrently by ``tf.map_fn``.
+        parallel_iterations: tasks processed concurrently by ``tf.map_fn`` (at most).
         training: the graph is fed meta-training episodes, whose sizes
             (``experiment.episode_sizes``, when known) are made static.
+        memory_budget_gb: run fewer tasks at once when their estimated activations
+            (``activation_bytes`` of the task body, times the tasks) exceed this many GB
+            (see ``concurrent_tasks``); None: ``parallel_iterations`` tasks.
+        report: optional dict receiving ``"activation_bytes"`` (per task) and
+            ``"concurrent_tasks"`` (per map) of a batched experiment.
 
     Returns:
         The list of outputs, each with a leading task axis.
@@ -136,15 +189,27 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
 
     signature = [tf.TensorSpec(None, dtype) for dtype in output_dtypes]
 
+    limit = parallel_iterations or 1
+
     def map_tasks(batch_values, meta_values=None):
+        sizes = []
+
         def body(elements):
             if training:
                 elements = experiment.with_episode_shapes(elements)
-            return list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars, meta_values)))
+            outputs = list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars, meta_values)))
+            sizes.append(activation_bytes(tf.get_default_graph()))
+            return outputs
 
         body = tf.autograph.experimental.do_not_convert(body)
-        return list(tf.map_fn(body, list(batch_values), fn_output_signature=signature,
-                              parallel_iterations=parallel_iterations or 1, name="tasks"))
+        outputs = list(tf.map_fn(body, list(batch_values), fn_output_signature=signature,
+                                 parallel_iterations=limit, name="tasks"))
+        concurrent = concurrent_tasks(limit, sizes[-1], memory_budget_gb)
+        if concurrent != limit:
+            _set_parallel_iterations(outputs, concurrent)
+        if report is not None:
+            report.update(activation_bytes=sizes[-1], concurrent_tasks=concurrent)
+        return outputs
 
     if plan is not None:
         return plan.map(map_tasks, batches, experiment.meta_batch_size, meta_params)

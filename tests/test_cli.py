@@ -56,6 +56,8 @@ def test_a_bare_boolean_before_another_flag():
     ["--T", "0"],
     ["--meta_batch_size", "2.5"],
     ["--learn_lr", "maybe"],
+    ["--while_loop_threshold", "0"],
+    ["--task_memory_budget", "0"],
 ])
 def test_bad_flags_are_argparse_errors(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:

@@ -61,6 +61,9 @@ def test_algorithm_sets_the_triple_and_its_implied_flags():
     ({"truncate_iter": 1}, InvalidArgumentError, "Reverse"),
     ({"max_minutes": -1}, InvalidArgumentError, "max_minutes"),
     ({"name": "a/b"}, InvalidArgumentError, "name"),
+    ({"while_loop_threshold": 0}, InvalidArgumentError, "while_loop_threshold must be an integer >= 1"),
+    ({"task_memory_budget": 0.0}, InvalidArgumentError, "task_memory_budget must be a positive"),
+    ({"algorithm": "rhg", "while_loop_threshold": 4}, InvalidArgumentError, "inner_method='Trad' always runs"),
 ])
 def test_invalid_configurations_raise_typed_errors(changes, error, match):
     with pytest.raises(error, match=match):
@@ -212,6 +215,21 @@ def test_evaluation_adapts_with_the_learned_step_size(fresh_graph, tmp_path):
 
         no_step, with_step = loss_with(0.0), loss_with(0.4)
     assert not np.allclose(no_step, with_step)
+
+
+@pytest.mark.parametrize("threshold,looped,budget,tasks", [(16, False, None, 2), (2, True, 1e-9, 1)])
+def test_while_loop_threshold_reaches_the_inner_loop(fresh_graph, tmp_path, threshold, looped, budget, tasks):
+    """T=2: unrolled at the default threshold, inner tf.while_loops (inside the task map's body) at 2;
+    task_memory_budget reaches the task map (2 tasks at once, or 1 with a tiny budget)."""
+    config = tiny(tmp_path, T=2, while_loop_threshold=threshold, task_memory_budget=budget,
+                  parallel_iterations=2).validate()
+    model = workflow.build_model(config, workflow.load_dataset(config))
+    assert model.inner_grad.config.while_loop_threshold == threshold
+    assert model.boml_ho.outergradient.task_maps[0]["concurrent_tasks"] == tasks
+    library = tf.get_default_graph().as_graph_def().library.function
+    inner = [node.name for function in library for node in function.node_def
+             if node.op in ("While", "StatelessWhile") and "lower_dynamics" in node.name]
+    assert bool(inner) is looped
 
 
 @pytest.mark.parametrize("algorithm", ["rhg", "bda"])

@@ -179,8 +179,8 @@ class BOMLOptimizer:
             momentum: momentum of the ``Momentum`` outer optimizer.
             warp_lambda: ``Simple`` with warp layers: weight of the initialization's hypergradient.
             tolerance: ``Implicit``'s CG tolerance schedule ``k -> float`` (None: ``0.1 * 0.9**k``).
-            **options: the upper strategy's other options (``warp_objective``, ``cg_max_iter``, ``cg_damping``,
-                ``parallel_iterations``, ``forward_max_dim``, MAML++'s; registered strategies' own options).
+            **options: the upper strategy's other options (``cg_max_iter``, ``parallel_iterations``,
+                ``task_memory_budget``, MAML++'s, ...; registered strategies' own options).
 
         Returns:
             self.

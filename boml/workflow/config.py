@@ -235,6 +235,12 @@ class Config:
     # system
     threads: int = option(0, "intra-op threads (0: TensorFlow's default)", (), "system", minimum=0)
     parallel_iterations: int = option(16, "tasks of a meta-batch computed concurrently", (), "system", minimum=1)
+    task_memory_budget: Optional[float] = option(
+        None, "GB of estimated task activations computed at once: fewer concurrent tasks than parallel_iterations "
+        "for big networks, less memory but slower (none: no budget)", (), "system", minimum=0, strict=True)
+    while_loop_threshold: int = option(
+        16, "Simple and ANIL inner loops (MAML family): from this many inner steps T on, one tf.while_loop "
+        "(graph size independent of T), unrolled below it; same numbers either way", (), "system", minimum=1)
     prefetch: int = option(2, "training meta-batches sampled ahead in a background thread, same order "
                                 "(0: sample in the loop)", (), "system", minimum=0)
     cluster_spec: Optional[str] = option(None, "shard each meta-batch over the workers of a cluster started with "

@@ -8,6 +8,7 @@ from boml import extension, utils
 from boml.boml_optimizer import BOMLOptimizer
 from boml.load_data import BOMLExperiment
 from boml.workflow.config import Config
+from boml.workflow.validation import takes_while_loop_threshold
 
 @dataclass
 class Model:
@@ -84,6 +85,8 @@ def build_model(config: Config, dataset) -> Model:
     ll_options = dict(inner_objective_optimizer=c.inner_opt, outer_objective=outer_objective,
                       learn_lr=c.learn_lr, first_order=c.first_order, momentum=c.momentum,
                       lr_granularity=c.lr_granularity, use_mask=c.use_mask)
+    if takes_while_loop_threshold(c.inner_method):
+        ll_options.update(while_loop_threshold=c.while_loop_threshold)
     if c.inner_method == "Proximal":
         ll_options.update(proximal_lambda=c.proximal_lambda)
     if c.inner_method == "Aggr":
@@ -94,8 +97,8 @@ def build_model(config: Config, dataset) -> Model:
     boml_ho.ul_problem(outer_objective, meta_learning_rate=c.meta_lr, inner_grad=inner_grad,
                        mlr_decay=c.meta_lr_decay_rate, outer_objective_optimizer=c.outer_opt, momentum=c.momentum,
                        meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS),
-                       parallel_iterations=c.parallel_iterations, meta_lr_schedule=c.meta_lr_schedule,
-                       **_schedule_options(c), **_upper_options(c))
+                       parallel_iterations=c.parallel_iterations, task_memory_budget=c.task_memory_budget,
+                       meta_lr_schedule=c.meta_lr_schedule, **_schedule_options(c), **_upper_options(c))
     clip = (lambda g: tf.clip_by_value(g, -c.clip_value, c.clip_value)) if c.clip_value > 0 else None
     boml_ho.aggregate_all(gradient_clip=clip)
     adapted_accuracy, adapted_loss = boml_ho.adapted([accuracy, outer_objective], inner_grad, T=c.eval_T)

@@ -4,7 +4,7 @@ import os
 
 from boml.errors import InvalidArgumentError, InvalidCombinationError, UnknownNameError, describe_allowed
 from boml.workflow.config import (DATASETS, IMPLICIT_SOLVERS, LR_GRANULARITIES, META_LR_SCHEDULES,
-                                  SOLVER_FAILURE_MODES, SPLITS, field_type, fields, is_finite_number)
+                                  SOLVER_FAILURE_MODES, SPLITS, field_default, field_type, fields, is_finite_number)
 
 
 def inner_optimizer_names():
@@ -20,6 +20,14 @@ def outer_optimizer_names():
     from boml.boml_optimizer import optimizer as facade
 
     return sorted(facade.OUTER_OPTIMIZERS)
+
+
+def takes_while_loop_threshold(inner_method):
+    """True when the registered lower strategy ``inner_method`` has the ``while_loop_threshold`` option."""
+    import boml.lower_iter  # noqa: F401  (registers the built-in lower strategies)
+    from boml import extension
+
+    return "while_loop_threshold" in extension.LOWER_ITERS.get(inner_method).Options.names()
 
 
 def _check_range(field, value):
@@ -110,6 +118,13 @@ def validate(c):
                                    f"{c.meta_lr_min!r} with meta_lr_schedule={c.meta_lr_schedule!r}.")
     if c.meta_lr_schedule == "cosine" and c.meta_lr_min > c.meta_lr:
         raise InvalidArgumentError(f"meta_lr_min={c.meta_lr_min!r} must not exceed meta_lr={c.meta_lr!r}.")
+    if c.while_loop_threshold != field_default("while_loop_threshold") \
+            and not takes_while_loop_threshold(c.inner_method):
+        raise InvalidArgumentError(
+            f"while_loop_threshold is a setting of the inner methods that unroll their loop below it ('Simple', "
+            f"'ANIL': the MAML family); inner_method={c.inner_method!r} always runs one tf.while_loop. Received "
+            f"while_loop_threshold={c.while_loop_threshold!r}: leave it at {field_default('while_loop_threshold')} "
+            f"or choose inner_method 'Simple'.")
     if c.proximal_lambda != 1.0 and c.inner_method != "Proximal":
         raise InvalidArgumentError(
             f"proximal_lambda is iMAML's setting; it needs inner_method='Proximal' (algorithm 'imaml'); received "
@@ -130,4 +145,4 @@ def validate(c):
     return c
 
 
-__all__ = ["validate", "inner_optimizer_names", "outer_optimizer_names"]
+__all__ = ["validate", "inner_optimizer_names", "outer_optimizer_names", "takes_while_loop_threshold"]
