@@ -49,7 +49,9 @@ def _np_unroll(W, d, betas, gammas, rates, steps):
     return W
 
 
-def _build_bn(d, **ul_options):
+def _build_bn(d, steps=T, meta_lr=1e-3, **ul_options):
+    """The tiny batch-normalised MAML++ problem; returns the optimizer, the lower strategy, the query loss,
+    the shared ``(offset, scale)`` and the meta-initialisation ``xW``."""
     xW = extension.get_outerparameter("xW", d["W"])
     offset = extension.get_outerparameter("bn0_offset", d["beta"])
     scale = extension.get_outerparameter("bn0_scale", d["gamma"])
@@ -59,15 +61,15 @@ def _build_bn(d, **ul_options):
         return 0.5 * tf.reduce_sum(tf.square(tf.tanh(batch_norm(tf.constant(X) @ W, offset, scale)) - b))
 
     boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
-    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), LR, T, var_list=[W], initial_state=[xW])
+    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), LR, steps, var_list=[W], initial_state=[xW])
     query = loss(d["Xq"], d["bq"])
-    boml_ho.ul_problem(query, 1e-3, inner_grad, per_step_bn_weights=True, **ul_options)
-    return boml_ho, inner_grad, query, (offset, scale)
+    boml_ho.ul_problem(query, meta_lr, inner_grad, **dict(dict(per_step_bn_weights=True), **ul_options))
+    return boml_ho, inner_grad, query, (offset, scale), xW
 
 
 def test_per_step_batch_norm_weights_hypergradient_and_evaluation(session):
     d = _bn_data()
-    boml_ho, inner_grad, query, shared = _build_bn(d)
+    boml_ho, inner_grad, query, shared, _ = _build_bn(d)
     (_, beta_steps), (_, gamma_steps) = boml_ho.outergradient.per_step_bn
     grads = {v.op.name: g for g, v in boml_ho.outergradient.outer_grads_and_vars()}
     assert sorted(grads) == ["bn0_offset", "bn0_offset_per_step", "bn0_scale", "bn0_scale_per_step", "xW"]
@@ -197,19 +199,9 @@ def _np_grad_fixed(W, X, b, beta, gamma, mean, var):
 @pytest.mark.parametrize("bnwb", [False, True])
 def test_per_step_batch_norm_statistics_are_moving_averages_used_at_evaluation(session, bnwb):
     d, m, steps = _bn_data(seed=5), 0.9, 2
-    xW = extension.get_outerparameter("xW", d["W"])
-    offset = extension.get_outerparameter("bn0_offset", d["beta"])
-    scale = extension.get_outerparameter("bn0_scale", d["gamma"])
-    W = tf.get_variable("W", initializer=tf.zeros([3, 2], tf.float64), trainable=False)
-
-    def loss(X, b):
-        return 0.5 * tf.reduce_sum(tf.square(tf.tanh(batch_norm(tf.constant(X) @ W, offset, scale)) - b))
-
-    boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "MAML++")
-    inner_grad = boml_ho.ll_problem(loss(d["X"], d["b"]), LR, steps, var_list=[W], initial_state=[xW])
-    query = loss(d["Xq"], d["bq"])
-    boml_ho.ul_problem(query, 0.05, inner_grad, outer_objective_optimizer="SGD", per_step_bn_statistics=True,
-                       bn_momentum=m, per_step_bn_weights=bnwb)
+    boml_ho, _, query, (offset, scale), xW = _build_bn(
+        d, steps, 0.05, outer_objective_optimizer="SGD", per_step_bn_statistics=True, bn_momentum=m,
+        per_step_bn_weights=bnwb)
     run = boml_ho.aggregate_all()
     (stats,) = boml_ho.outergradient.statistics
     if bnwb:  # the offset and scale of each step (row t - 1), moved by the meta-update row by row
