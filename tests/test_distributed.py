@@ -32,7 +32,9 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def _spawn(spec, job, index, lifetime=180):
+def _spawn(spec, job, index, lifetime=1800):
+    # The fixture kills the servers; the lifetime only ends orphans. It must outlast the module on a loaded
+    # machine (180 s did not: at a load of 15 the servers quit before the module's last tests).
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     return subprocess.Popen([sys.executable, "-m", "boml", "worker", "--cluster_spec", json.dumps(spec),
                              "--job_name", job, "--task_index", str(index), "--lifetime", str(lifetime)],
