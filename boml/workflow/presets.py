@@ -1,9 +1,9 @@
 """The standard configurations (``python -m boml presets``), each with a one-line description.
 
 The Omniglot presets are sized for 30 minutes of meta-training (``max_minutes``) on a 2-core CPU.
-The 5-way 1-shot MAML and RHG presets were run on the real Omniglot (see the README's results
-table). MAML trains on 5 queries per class (``train_examples_test``), which makes a meta-iteration
-about twice cheaper; every evaluation uses ``examples_test`` (15) queries per class.
+Each was run on the real Omniglot (the README's results table; iMAML, ANIL and MAML++ on a
+shared machine). MAML trains on 5 queries per class (``train_examples_test``), which makes a
+meta-iteration about twice cheaper; every evaluation uses ``examples_test`` (15) queries per class.
 """
 from typing import Any, Dict
 
