@@ -100,6 +100,7 @@ from boml import extension  # noqa: E402
 from boml.errors import BOMLError, DataError, InvalidArgumentError, UnknownNameError, describe_allowed  # noqa: E402
 from boml.load_data.datasets.downloads import locate_dataset  # noqa: E402
 from boml.memory import current_memory_mb, peak_memory_mb, reset_peak_memory  # noqa: E402
+from boml.upper_iter.implicit import ImplicitOptions  # noqa: E402
 from boml.upper_iter.solvers import FAILURE_MODES  # noqa: E402
 
 NUM_CLASSES = 10
@@ -267,7 +268,7 @@ class CleaningConfig:
     intra_threads: int = 0
 
     def __post_init__(self):
-        for name in ("T", "hyper_iterations", "final_T", "cg_max_iter", "fixed_point_max_iter"):
+        for name in ("T", "hyper_iterations", "final_T"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InvalidArgumentError(f"CleaningConfig.{name} must be a positive integer; received {value!r}.")
@@ -278,23 +279,14 @@ class CleaningConfig:
             )
         if self.l1_radius is not None and not self.l1_radius > 0:
             raise InvalidArgumentError(f"CleaningConfig.l1_radius must be None or > 0; received {self.l1_radius!r}.")
-        if isinstance(self.neumann_terms, bool) or not isinstance(self.neumann_terms, (int, np.integer)) \
-                or self.neumann_terms < 0:
-            raise InvalidArgumentError(
-                f"CleaningConfig.neumann_terms must be an integer >= 0; received {self.neumann_terms!r}. Try 30.")
-        if self.neumann_alpha is not None and not (isinstance(self.neumann_alpha, (int, float))
-                                                   and self.neumann_alpha > 0):
-            raise InvalidArgumentError(
-                f"CleaningConfig.neumann_alpha must be None (the inner step size) or a positive number below "
-                f"2 / lambda_max(H); received {self.neumann_alpha!r}. Try 0.25.")
-        for name in ("cg_tolerance", "fixed_point_tolerance", "cg_damping"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= 0):
-                raise InvalidArgumentError(f"CleaningConfig.{name} must be a number >= 0; received {value!r}.")
-        if self.solver_failure not in FAILURE_MODES:
-            raise InvalidArgumentError(
-                f"CleaningConfig.solver_failure must be one of {list(FAILURE_MODES)}; received "
-                f"{self.solver_failure!r}.")
+        # The solver settings are checked by the strategy's own options, one solver at a time.
+        ImplicitOptions(solver="cg", cg_max_iter=self.cg_max_iter, cg_damping=self.cg_damping,
+                        tolerance=self.cg_tolerance, solver_failure=self.solver_failure).validate("CleaningConfig.cg_*")
+        ImplicitOptions(solver="neumann", neumann_terms=self.neumann_terms, neumann_alpha=self.neumann_alpha,
+                        cg_damping=self.cg_damping).validate("CleaningConfig.neumann_*")
+        ImplicitOptions(solver="fixed_point", fixed_point_max_iter=self.fixed_point_max_iter,
+                        tolerance=self.fixed_point_tolerance,
+                        solver_failure=self.solver_failure).validate("CleaningConfig.fixed_point_*")
         if self.dtype not in ("float32", "float64"):
             raise InvalidArgumentError(f"CleaningConfig.dtype must be 'float32' or 'float64'; received {self.dtype!r}.")
         for name in ("inner_lr", "meta_lr", "final_lr"):

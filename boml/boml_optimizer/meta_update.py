@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
+from boml.helpers import is_positive_int
 from boml.errors import DivergenceError, InnerDivergenceWarning, InvalidArgumentError, InvalidCombinationError, \
     UnknownNameError
 from boml.lower_iter.inner_grad import GRAPH_CHECK_MARKER
@@ -69,7 +70,7 @@ def _check_schedule(schedule, lr0, lr_min, period, mlr_decay):
             f"mlr_decay is the rate of the inverse-time schedule; received mlr_decay={mlr_decay!r} with "
             f"meta_lr_schedule='cosine'. Leave mlr_decay at its default (or 0), or use "
             f"meta_lr_schedule='inverse_time'.")
-    if isinstance(period, bool) or not isinstance(period, (int, np.integer)) or period < 1:
+    if not is_positive_int(period):
         raise InvalidArgumentError(
             f"meta_lr_schedule='cosine' needs meta_lr_period, the number of meta-iterations over which the meta "
             f"learning rate anneals (a positive integer, e.g. the meta-training iterations); received {period!r}.")

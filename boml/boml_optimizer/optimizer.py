@@ -10,7 +10,8 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension, utils
 from boml.boml_optimizer.combinations import check_combination
-from boml.boml_optimizer.meta_update import OUTER_OPTIMIZERS, MetaUpdate, StepCounter, outer_optimizer
+from boml.boml_optimizer.meta_update import DEFAULT_MLR_DECAY, OUTER_OPTIMIZERS, MetaUpdate, StepCounter, \
+    outer_optimizer
 from boml.boml_optimizer.networks import build_base_learner, build_meta_learner, task_variables
 from boml.errors import InvalidArgumentError, NotFinalizedError, PhaseError
 from boml.graph_mode import check_graph_mode
@@ -161,7 +162,7 @@ class BOMLOptimizer:
         return inner_grad
 
     # ------------------------------------------------------------------------ upper level
-    def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=1e-5, meta_param=None,
+    def ul_problem(self, outer_objective, meta_learning_rate, inner_grad, mlr_decay=DEFAULT_MLR_DECAY, meta_param=None,
                    outer_objective_optimizer="Adam", epsilon=0.01, momentum=0.5, warp_lambda=1.0, tolerance=None,
                    meta_lr_schedule="inverse_time", meta_lr_min=0.0, meta_lr_period=None, **options):
         """Defines the upper-level problem of one task (or batched experiment).
