@@ -54,15 +54,7 @@ def stacked_logits(images, params, tasks, batch_norm, split):
     hidden = tf.transpose(images[..., 0], [1, 2, 3, 0])  # the tasks become the input channels
     for layer in range(4):
         hidden = grouped_conv2d(hidden, params[f"conv{layer}"], tasks, split) + params[f"bias{layer}"]
-        if batch_norm == "fused":
-            hidden, _, _ = tf.nn.fused_batch_norm(hidden, params[f"scale{layer}"], params[f"offset{layer}"],
-                                                  epsilon=1e-3, is_training=True)
-        elif batch_norm == "written":
-            mean = tf.reduce_mean(hidden, [0, 1, 2])
-            variance = tf.reduce_mean(tf.square(hidden - mean), [0, 1, 2])
-            hidden = tf.nn.batch_normalization(hidden, mean, variance, params[f"offset{layer}"],
-                                               params[f"scale{layer}"], 1e-3)
-        hidden = tf.nn.relu(hidden)
+        hidden = tf.nn.relu(reference.normalized(hidden, params, layer, batch_norm))
     examples, height, width = hidden.shape.as_list()[:3]
     hidden = tf.reshape(hidden, [examples, height * width, tasks, FILTERS])
     hidden = tf.reshape(tf.transpose(hidden, [2, 0, 1, 3]), [tasks, examples, height * width * FILTERS])

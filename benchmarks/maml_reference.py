@@ -44,19 +44,24 @@ def make_parameters(batch_norm):
     return params
 
 
+def normalized(hidden, params, layer, batch_norm):
+    """Batch norm of layer ``layer`` (batch statistics over every axis but the channels), or ``hidden`` as is."""
+    if batch_norm == "fused":
+        hidden, _, _ = tf.nn.fused_batch_norm(hidden, params[f"scale{layer}"], params[f"offset{layer}"],
+                                              epsilon=1e-3, is_training=True)
+    elif batch_norm == "written":
+        mean = tf.reduce_mean(hidden, [0, 1, 2])
+        variance = tf.reduce_mean(tf.square(hidden - mean), [0, 1, 2])
+        hidden = tf.nn.batch_normalization(hidden, mean, variance, params[f"offset{layer}"],
+                                           params[f"scale{layer}"], 1e-3)
+    return hidden
+
+
 def logits(images, params, batch_norm):
     hidden = images
     for layer in range(4):
         hidden = tf.nn.conv2d(hidden, params[f"conv{layer}"], [1, 2, 2, 1], "SAME") + params[f"bias{layer}"]
-        if batch_norm == "fused":
-            hidden, _, _ = tf.nn.fused_batch_norm(hidden, params[f"scale{layer}"], params[f"offset{layer}"],
-                                                  epsilon=1e-3, is_training=True)
-        elif batch_norm == "written":
-            mean = tf.reduce_mean(hidden, [0, 1, 2])
-            variance = tf.reduce_mean(tf.square(hidden - mean), [0, 1, 2])
-            hidden = tf.nn.batch_normalization(hidden, mean, variance, params[f"offset{layer}"],
-                                               params[f"scale{layer}"], 1e-3)
-        hidden = tf.nn.relu(hidden)
+        hidden = tf.nn.relu(normalized(hidden, params, layer, batch_norm))
     flat = tf.reshape(hidden, [-1, int(np.prod(hidden.shape.as_list()[1:]))])
     return tf.matmul(flat, params["head"]) + params["head_bias"]
 
