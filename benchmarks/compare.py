@@ -16,6 +16,7 @@ the workflow's path (``boml.workflow.model.build_model`` + the trainer's
     python benchmarks/compare.py                       # MAML and FMAML, 7 alternating pairs each
     python benchmarks/compare.py --quick               # meta-batch 4, T 2, 3 pairs (a smoke run)
     python benchmarks/compare.py --algorithms MAML --repeats 9 --no-subprocess --sampling
+    python benchmarks/compare.py --vectorize           # boml with vectorize_tasks=True
 """
 import argparse
 import json
@@ -51,7 +52,8 @@ class System:
                 dataset = boml.meta_synthetic(num_classes=5, examples_train=1, examples_test=15,
                                               image_shape=(28, 28, 1), seed=0)
                 boml_ho, ex = build_boml(algorithm, dataset, args.meta_batch, args.T, args.parallel_iterations,
-                                         ll_options=_ll_options(args))
+                                         ll_options=_ll_options(args),
+                                         ul_options={"vectorize_tasks": True} if args.vectorize else None)
                 rand = np.random.RandomState(0)
                 feeds = ex.feed_dicts(dataset.train.generate_batch(args.meta_batch, rand=rand))
                 self.step = lambda: boml_ho.run(*feeds, session=self.session)
@@ -120,6 +122,8 @@ def subprocess_figures(algorithm, args):
                    "--parallel-iterations", str(args.parallel_iterations)]
         if args.while_loop_threshold is not None:
             command += ["--while-loop-threshold", str(args.while_loop_threshold)]
+        if args.vectorize:
+            command.append("--vectorize")
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[kind] = json.loads(out.strip().splitlines()[-1])
         r = results[kind]
@@ -184,6 +188,7 @@ def main():
     parser.add_argument("--parallel-iterations", type=int, default=32)
     parser.add_argument("--while-loop-threshold", type=int, default=None,
                         help="Simple's while_loop_threshold (default: the library's)")
+    parser.add_argument("--vectorize", action="store_true", help="boml with vectorize_tasks=True (boml.vectorize)")
     parser.add_argument("--quick", action="store_true", help="meta-batch 4, T 2, 3 pairs")
     parser.add_argument("--no-subprocess", action="store_true", help="skip build / first-step / RSS subprocesses")
     parser.add_argument("--sampling", action="store_true", help="also measure the episode-sampling share")
@@ -195,7 +200,7 @@ def main():
     tf.disable_eager_execution()
     if args.child:
         return child(args)
-    print(f"meta_batch={args.meta_batch} T={args.T} repeats={args.repeats} "
+    print(f"meta_batch={args.meta_batch} T={args.T} repeats={args.repeats} vectorize_tasks={args.vectorize} "
           f"parallel_iterations={args.parallel_iterations} cpus={os.cpu_count()} "
           f"load average {os.getloadavg()[0]:.2f} (a shared machine: compare ratios, not absolute times)")
     for algorithm in args.algorithms:

@@ -49,7 +49,8 @@ def load_dataset(data_root, ways, shots, queries):
                                image_shape=(28, 28, 1)), "synthetic 28x28"
 
 
-def build_boml(algorithm, dataset, meta_batch=32, T=5, parallel_iterations=32, batch_norm=True, ll_options=None):
+def build_boml(algorithm, dataset, meta_batch=32, T=5, parallel_iterations=32, batch_norm=True, ll_options=None,
+               ul_options=None):
     """Builds the boml meta-iteration of ``algorithm`` in the default graph.
 
     Returns:
@@ -71,7 +72,7 @@ def build_boml(algorithm, dataset, meta_batch=32, T=5, parallel_iterations=32, b
     inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=0.4, T=T, experiment=ex,
                                     var_list=ex.model.var_list, outer_objective=outer_objective, **ll_flags)
     boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=parallel_iterations,
-                       meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
+                       meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS), **(ul_options or {}))
     boml_ho.aggregate_all()
     return boml_ho, ex
 

@@ -18,6 +18,7 @@ import tensorflow.compat.v1 as tf
 
 from boml.distributed.placement import active_plan
 from boml.substitute import Substitution
+from boml.vectorize import VectorizationError, vectorized_tasks
 
 
 def _ref(obj):
@@ -103,15 +104,19 @@ def _short_name(obj):
     return obj.name.split(":")[0].replace("/", "_")
 
 
-def activation_bytes(graph):
+def activation_bytes(graph, operations=None):
     """Bytes of the floating-point op outputs of ``graph`` whose shapes are static.
 
     Used on the body of the task map: an upper bound of what one task keeps alive (its
     forward activations, kept for its meta-gradient, and the gradients themselves). Nested
     function bodies (an inner ``tf.while_loop``) are not counted.
+
+    Args:
+        graph: a graph (the task map's body function).
+        operations: count only these operations of ``graph`` (default: all).
     """
     total = 0
-    for op in graph.get_operations():
+    for op in graph.get_operations() if operations is None else operations:
         for out in op.outputs:
             if out.dtype.is_floating and out.shape.is_fully_defined():
                 total += out.shape.num_elements() * out.dtype.size
@@ -152,12 +157,15 @@ def _set_parallel_iterations(outputs, value):
 
 
 def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, parallel_iterations=None,
-                   training=False, memory_budget_gb=None, report=None):
+                   training=False, memory_budget_gb=None, report=None, vectorize=False):
     """Runs ``task_fn(task_program)`` for every task of ``experiment``.
 
     For an experiment whose placeholders carry a task axis (``meta_batch_size``
-    given) the function is traced once inside ``tf.map_fn``; otherwise it is
-    built once on the placeholders themselves. Inside ``boml.distributed.replicate``
+    given) the function is traced once inside ``tf.map_fn``, or, with ``vectorize``,
+    traced once and vectorized over the tasks (``boml.vectorize``: every operation
+    runs once for all tasks; the map is kept when a memory budget is given or the
+    body cannot be vectorized); otherwise it is built once on the placeholders
+    themselves. Inside ``boml.distributed.replicate``
     the tasks are split into one shard (one ``tf.map_fn``) per worker device.
 
     Args:
@@ -172,8 +180,11 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         memory_budget_gb: run fewer tasks at once when their estimated activations
             (``activation_bytes`` of the task body, times the tasks) exceed this many GB
             (see ``concurrent_tasks``); None: ``parallel_iterations`` tasks.
-        report: optional dict receiving ``"activation_bytes"`` (per task) and
-            ``"concurrent_tasks"`` (per map) of a batched experiment.
+        report: optional dict receiving ``"activation_bytes"`` (per task),
+            ``"concurrent_tasks"`` (per map) and ``"vectorized"`` (whether the tasks run
+            as one set of kernels; else ``"vectorization_error"`` says why not) of a
+            batched experiment.
+        vectorize: try the vectorized map first; False (default): ``tf.map_fn``.
 
     Returns:
         The list of outputs, each with a leading task axis.
@@ -197,10 +208,27 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         def body(elements):
             if training:
                 elements = experiment.with_episode_shapes(elements)
+            graph = tf.get_default_graph()
+            before = len(graph.get_operations())
             outputs = list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars, meta_values)))
-            sizes.append(activation_bytes(tf.get_default_graph()))
+            sizes.append(activation_bytes(graph, graph.get_operations()[before:]))
             return outputs
 
+        if vectorize and memory_budget_gb is None:
+            batch_values = list(batch_values)
+            if training and batch_values[0].shape[0] is None:  # meta-training feeds meta_batch_size tasks
+                batch_values = [tf.ensure_shape(b, [experiment.meta_batch_size] + b.shape.as_list()[1:])
+                                for b in batch_values]
+            tasks = tf.shape(batch_values[0])[0] if batch_values[0].shape[0] is None else batch_values[0].shape[0]
+            try:
+                outputs = vectorized_tasks(body, batch_values, tasks)
+            except VectorizationError as error:
+                if report is not None:
+                    report.update(vectorization_error=str(error))
+            else:
+                if report is not None:
+                    report.update(activation_bytes=sizes[-1], concurrent_tasks="all", vectorized=True)
+                return outputs
         body = tf.autograph.experimental.do_not_convert(body)
         outputs = list(tf.map_fn(body, list(batch_values), fn_output_signature=signature,
                                  parallel_iterations=limit, name="tasks"))
@@ -208,7 +236,7 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         if concurrent != limit:
             _set_parallel_iterations(outputs, concurrent)
         if report is not None:
-            report.update(activation_bytes=sizes[-1], concurrent_tasks=concurrent)
+            report.update(activation_bytes=sizes[-1], concurrent_tasks=concurrent, vectorized=False)
         return outputs
 
     if plan is not None:

@@ -40,10 +40,19 @@ class UpperOptions(StrategyOptions):
             meta-batch 4) ``task_memory_budget=8`` runs one task at a time and lowered the peak RSS
             from 10.2 to 5.8 GB, but the meta-iteration took 1.7 times as long (docs/performance.rst).
             The hypergradients do not depend on it.
+        vectorize_tasks: compute the meta-batch's tasks in one set of kernels (``boml.vectorize``):
+            every operation of the per-task body, derivatives included, runs once for all the
+            tasks, convolutions with per-task filters as grouped convolutions. Same numbers as
+            the per-task map (float64 tests); all tasks run at once, so ``parallel_iterations``
+            does not apply, and a ``task_memory_budget`` selects the per-task map. A body that
+            cannot be vectorized runs in the map (``task_maps`` says why). Off by default: on the
+            Omniglot conv-4 MAML meta-iteration it was 0.87-0.93x the map's time but took 2.5x
+            the memory and 5x the build time (docs/performance.rst).
     """
 
     parallel_iterations: int = 16
     task_memory_budget: float = None
+    vectorize_tasks: bool = False
 
     def validate(self, owner):
         value = self.parallel_iterations
@@ -55,6 +64,9 @@ class UpperOptions(StrategyOptions):
             raise InvalidArgumentError(
                 f"{owner}: task_memory_budget must be a positive number of GB or None (no budget); received "
                 f"{budget!r}. Pass for example task_memory_budget=8.")
+        if not isinstance(self.vectorize_tasks, bool):
+            raise InvalidArgumentError(
+                f"{owner}: vectorize_tasks must be True or False; received {self.vectorize_tasks!r}.")
 
 
 class BOMLOuterGrad:
@@ -126,8 +138,9 @@ class BOMLOuterGrad:
     @property
     def task_maps(self):
         """One dict per batched experiment: ``"concurrent_tasks"`` (``parallel_iterations`` or fewer, by
-        ``task_memory_budget``) and ``"activation_bytes"`` (the estimate for one task); empty before
-        ``compute_gradients`` and for unbatched experiments."""
+        ``task_memory_budget``; ``"all"`` when vectorized), ``"activation_bytes"`` (the estimate for one
+        task) and ``"vectorized"`` (with ``"vectorization_error"`` when ``vectorize_tasks`` was asked for
+        but the body runs in the map); empty before ``compute_gradients`` and for unbatched experiments."""
         return [dict(r["task_map"]) for r in self._records if r["task_map"]]
 
     # --------------------------------------------------------------------------------- contract
@@ -230,7 +243,8 @@ class BOMLOuterGrad:
             report = {}
             outputs = map_over_tasks(inner_grad.experiment, meta_param, inner_grad.var_list, task_fn, dtypes,
                                      self.parallel_iterations, training=True,
-                                     memory_budget_gb=self.config.task_memory_budget, report=report)
+                                     memory_budget_gb=self.config.task_memory_budget, report=report,
+                                     vectorize=self.config.vectorize_tasks)
         self._records.append({"meta_param": meta_param, "outer_losses": outputs[0], "inner_losses": outputs[1],
                               "start_inner_losses": outputs[2],
                               "hypergradients": outputs[3:3 + n_meta],

@@ -1,0 +1,188 @@
+"""The vectorized task map (``boml.vectorize``, ``vectorize_tasks=True``) against the per-task ``tf.map_fn``.
+
+The two formulations run different kernels (grouped convolutions and batch norm
+over tasks x channels, against one small kernel per task), so their agreement to
+float64 rounding is a check of the vectorization rules, not an identity.
+"""
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+import boml
+from boml.errors import InvalidArgumentError
+from boml.vectorize import VectorizationError, vectorized_tasks
+
+TASKS = 3
+
+
+def _convolution_body(shared_images):
+    """Per-task filters; first and second derivatives through the convolution (all three kernels)."""
+
+    def body(elements):
+        images, filters, weights = elements
+        if shared_images is not None:
+            images = tf.identity(shared_images)
+        out = tf.nn.conv2d(images, filters, [1, 2, 2, 1], "SAME")
+        loss = tf.reduce_sum(tf.tanh(out) * weights)
+        d_images, d_filters = tf.gradients(loss, [images, filters])
+        curvature = tf.reduce_sum(tf.square(d_filters)) + tf.reduce_sum(tf.square(d_images))
+        return [loss, d_images, d_filters] + tf.gradients(curvature, [filters, images])
+
+    return body
+
+
+def _convolution_case(dtype, shared, tasks=TASKS):
+    rand = np.random.RandomState(0)
+    values = [rand.randn(TASKS, 2, 7, 7, 2), rand.randn(TASKS, 3, 3, 2, 5), rand.randn(TASKS, 2, 4, 4, 5)]
+    elements = [tf.placeholder(dtype, [tasks] + list(v.shape[1:])) for v in values]
+    feed = dict(zip(elements, values))
+    shared_images = None
+    if shared:
+        shared_images = tf.constant(rand.randn(2, 7, 7, 2), dtype)
+        feed[elements[0]] = np.zeros_like(values[0])
+    return elements, feed, _convolution_body(shared_images)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(tf.float64, 1e-12), (tf.float32, 1e-4)])
+@pytest.mark.parametrize("shared", [False, True], ids=["per-task images", "shared images"])
+def test_per_task_filter_convolutions_and_their_derivatives_match_the_map(fresh_graph, dtype, rtol, shared):
+    elements, feed, body = _convolution_case(dtype, shared)
+    vectorized = vectorized_tasks(body, elements, TASKS)
+    mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 5)
+    with tf.Session() as session:
+        got, expected = session.run([vectorized, mapped], feed)
+    for a, b in zip(got, expected):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    if dtype == tf.float32:  # one grouped kernel over the tasks, not one per task
+        grouped = [op for op in fresh_graph.get_operations() if op.type == "Conv2D"
+                   and op.inputs[0].shape[-1] == TASKS * 2 and op.inputs[1].shape[-1] == TASKS * 5]
+        assert grouped
+
+
+def test_a_dynamic_task_count_is_vectorized_in_float32_and_refused_in_float64(fresh_graph):
+    elements, feed, body = _convolution_case(tf.float32, False, tasks=None)
+    outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0])
+    mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float32] * 5)
+    with tf.Session() as session:
+        for a, b in zip(*session.run([outputs, mapped], feed)):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+    elements, _, body = _convolution_case(tf.float64, False, tasks=None)
+    with pytest.raises(VectorizationError, match="cannot be vectorized"):
+        vectorized_tasks(body, elements, tf.shape(elements[0])[0])
+
+
+def test_errors_of_the_body_itself_are_not_taken_for_vectorization_failures(fresh_graph):
+    def body(elements):
+        raise InvalidArgumentError("the body's own error")
+
+    with pytest.raises(InvalidArgumentError, match="the body's own error"):
+        vectorized_tasks(body, [tf.zeros([TASKS, 2])], TASKS)
+
+
+@pytest.fixture
+def dataset():
+    return boml.meta_synthetic(num_classes=3, examples_train=2, examples_test=4, image_shape=(6, 6, 1), seed=0)
+
+
+def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=None, T=2, run=True):
+    """MAML-family meta-gradients of a conv-4 with batch norm (float64), 3 tasks, ``T`` inner steps."""
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(3)
+        ex = boml.BOMLExperiment(dataset, dtype=dtype, meta_batch_size=TASKS)
+        boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
+        meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1", dim_hidden=(4, 4))
+        ex.model = boml_ho.base_learner(ex.x, meta_learner)
+        inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), learning_rate=0.3, T=T,
+                                        experiment=ex, var_list=ex.model.var_list, **(ll_flags or {}))
+        outer = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
+        boml_ho.ul_problem(outer, 1e-3, inner_grad, vectorize_tasks=vectorize, task_memory_budget=budget,
+                           meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
+        pairs = boml_ho.outergradient.outer_grads_and_vars()
+        if not run:
+            return boml_ho.outergradient.task_maps[0], None
+        feed = {}
+        for part in ex.feed_dicts(dataset.train.generate_batch(TASKS, rand=np.random.RandomState(0))):
+            feed.update(part)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            values = {v.name: session.run(g, feed) for g, v in pairs}
+    return boml_ho.outergradient.task_maps[0], values
+
+
+@pytest.mark.parametrize("ll_flags, T", [({}, 2), ({"first_order": True}, 2), ({"learn_lr": True}, 1)],
+                         ids=["MAML", "FMAML", "Meta-SGD"])
+def test_maml_meta_gradients_of_a_batch_norm_conv_net_equal_the_map_in_float64(dataset, ll_flags, T):
+    vector_map, vectorized = _meta_gradients(dataset, True, ll_flags=ll_flags, T=T)
+    task_map, mapped = _meta_gradients(dataset, False, ll_flags=ll_flags, T=T)
+    assert vector_map["vectorized"] is True and vector_map["concurrent_tasks"] == "all"
+    assert task_map["vectorized"] is False
+    assert vectorized.keys() == mapped.keys() and len(mapped) >= 8
+    scale = max(np.abs(v).max() for v in mapped.values())
+    assert scale > 0
+    for name, value in mapped.items():
+        np.testing.assert_allclose(vectorized[name], value, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
+
+
+def test_a_memory_budget_keeps_the_per_task_map(dataset):
+    task_map, _ = _meta_gradients(dataset, True, budget=8, run=False)
+    assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 16  # parallel_iterations
+
+
+def _tanh_meta_feat(dataset, vectorize, outer_fn=None):
+    """Reverse-mode (RHG) hypergradient of tanh features in float32, 3 tasks."""
+    graph = tf.Graph()
+    with graph.as_default():
+        ex = boml.BOMLExperiment(dataset, meta_batch_size=TASKS)
+        boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
+        W = boml.extension.get_outerparameter(
+            "W", np.random.RandomState(0).randn(36, 5).astype(np.float32) * 0.3)
+
+        def features(x):
+            return tf.tanh(tf.matmul(tf.reshape(x, [-1, 36]), W))
+
+        boml_ho.set_output_dim(3)
+        ex.model = boml_ho.base_learner(features(ex.x), None)
+        query_out = ex.model.re_forward(features(ex.x_)).out
+        inner = boml.utils.cross_entropy(ex.model.out, ex.y)
+        outer = (outer_fn or boml.utils.cross_entropy)(query_out, ex.y_)
+        inner_grad = boml_ho.ll_problem(inner, 0.2, 3, experiment=ex)
+        boml_ho.ul_problem(outer, 0.05, inner_grad, meta_param=[W], vectorize_tasks=vectorize)
+        (grad, _), = boml_ho.outergradient.outer_grads_and_vars()
+        feed = {}
+        for part in ex.feed_dicts(dataset.train.generate_batch(TASKS, rand=np.random.RandomState(1))):
+            feed.update(part)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            value = session.run(grad, feed)
+    return boml_ho.outergradient.task_maps[0], value
+
+
+def test_float32_hypergradients_of_a_tanh_network_agree_to_float32_rounding(dataset):
+    vector_map, vectorized = _tanh_meta_feat(dataset, True)
+    _, mapped = _tanh_meta_feat(dataset, False)
+    assert vector_map["vectorized"] is True
+    assert np.abs(mapped).max() > 1e-3
+    np.testing.assert_allclose(vectorized, mapped, rtol=1e-5, atol=1e-6 * np.abs(mapped).max())
+
+
+def test_a_body_with_an_operation_pfor_cannot_convert_runs_in_the_map_with_the_reason(dataset):
+    def segment_loss(logits, labels):  # SegmentSum has no vectorization rule
+        per_example = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+        halves = tf.math.segment_sum(per_example, [0] * 6 + [1] * 6)
+        return tf.reduce_mean(halves)
+
+    vector_map, vectorized = _tanh_meta_feat(dataset, True, segment_loss)
+    _, mapped = _tanh_meta_feat(dataset, False, segment_loss)
+    assert vector_map["vectorized"] is False
+    assert "SegmentSum" in vector_map["vectorization_error"]
+    np.testing.assert_allclose(vectorized, mapped, rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", ["yes", 1, None])
+def test_vectorize_tasks_must_be_a_bool(fresh_graph, bad):
+    from boml.upper_iter import BOMLOuterGradSimple
+
+    with pytest.raises(InvalidArgumentError, match="vectorize_tasks must be True or False"):
+        BOMLOuterGradSimple(vectorize_tasks=bad)
