@@ -26,6 +26,7 @@ back to ``tf.map_fn`` (``VectorizationError`` carries the reason).
 """
 import contextlib
 
+import numpy as np
 import tensorflow.compat.v1 as tf
 
 from boml.errors import BOMLError
@@ -38,7 +39,6 @@ except ImportError:  # pragma: no cover - depends on the TensorFlow build
 
 __all__ = ["VectorizationError", "vectorized_tasks", "grouped_convolution_rules"]
 
-_CONVOLUTIONS = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter")
 
 
 class VectorizationError(BOMLError):
@@ -74,13 +74,51 @@ def _channels_side_by_side(stacked, tasks):
     explicit (no ``-1``), so that an empty group of tasks keeps its shape.
     """
     a, b, c, channels = _dimensions(stacked)[1:]
+    if a == b == c == 1:
+        return tf.reshape(stacked, [1, 1, 1, tasks * channels])
     return tf.reshape(tf.transpose(stacked, [1, 2, 3, 0, 4]), tf.stack([a, b, c, tasks * channels]))
 
 
 def _tasks_first(side_by_side, tasks, channels):
     """Inverse of ``_channels_side_by_side``: ``[a, b, c, tasks * channels] -> [tasks, a, b, c, channels]``."""
     a, b, c = _dimensions(side_by_side)[:3]
+    if a == b == c == 1:
+        return tf.reshape(side_by_side, [tasks, 1, 1, 1, channels])
     return tf.transpose(tf.reshape(side_by_side, tf.stack([a, b, c, tasks, channels])), [3, 0, 1, 2, 4])
+
+
+class _Layout:
+    """The converted tensors that also exist side by side, so that a chain of rules transposes once.
+
+    ``pfor`` keeps every converted tensor with the tasks first (``[tasks, a, b, c, C]``);
+    the grouped convolutions and the batch norm over tasks x channels work on the
+    side-by-side form ``[a, b, c, tasks * C]``. A rule that produces a side-by-side
+    result records it here beside the tasks-first view it hands to ``pfor`` (a
+    transpose that runs only if some other rule reads it), and a rule that needs the
+    side-by-side form of a tensor finds it here instead of transposing it again.
+    """
+
+    def __init__(self):
+        self._side_by_side = {}
+
+    def knows(self, stacked):
+        return stacked.ref() in self._side_by_side
+
+    def side_by_side(self, stacked, tasks):
+        """The side-by-side form of a tasks-first rank-5 tensor (recorded, or computed once)."""
+        key = stacked.ref()
+        if key not in self._side_by_side:
+            self._side_by_side[key] = _channels_side_by_side(stacked, tasks)
+        return self._side_by_side[key]
+
+    def tasks_first(self, side_by_side, tasks, channels):
+        """The tasks-first view of a side-by-side result, recorded with it; wrapped for ``pfor``."""
+        stacked = _tasks_first(side_by_side, tasks, channels)
+        self._side_by_side[stacked.ref()] = side_by_side
+        return _pfor.wrap(stacked, True)
+
+
+_LAYOUT = _Layout()
 
 
 def _output_channels(pfor_input, fallback):
@@ -111,10 +149,10 @@ def _conv2d(pfor_input):
     images, filters = pfor_input.stacked_input(0), pfor_input.stacked_input(1)
     tasks = _tasks(pfor_input)
     result = _grouped(lambda x, f, **a: tf.nn.conv2d(x, f, **a), tasks,
-                      [_channels_side_by_side(images, tasks), _channels_side_by_side(filters, tasks)], [-1, -1],
+                      [_LAYOUT.side_by_side(images, tasks), _LAYOUT.side_by_side(filters, tasks)], [-1, -1],
                       **_attributes(pfor_input))
     channels = _output_channels(pfor_input, lambda: _dimensions(filters)[-1])
-    return [_pfor.wrap(_tasks_first(result, tasks, channels), True)]
+    return [_LAYOUT.tasks_first(result, tasks, channels)]
 
 
 def _conv2d_input_gradient(pfor_input):
@@ -131,10 +169,10 @@ def _conv2d_input_gradient(pfor_input):
         return tf.nn.conv2d_backprop_input(s, f, g, **a)
 
     result = _grouped(kernel, tasks,
-                      [_channels_side_by_side(filters, tasks), _channels_side_by_side(output_gradient, tasks)],
+                      [_LAYOUT.side_by_side(filters, tasks), _LAYOUT.side_by_side(output_gradient, tasks)],
                       [-1, -1], grouped_sizes, **_attributes(pfor_input))
     channels = _output_channels(pfor_input, lambda: _dimensions(filters)[-2])
-    return [_pfor.wrap(_tasks_first(result, tasks, channels), True)]
+    return [_LAYOUT.tasks_first(result, tasks, channels)]
 
 
 def _conv2d_filter_gradient(pfor_input):
@@ -151,10 +189,102 @@ def _conv2d_filter_gradient(pfor_input):
         return tf.nn.conv2d_backprop_filter(x, s, g, **a)
 
     result = _grouped(kernel, tasks,
-                      [_channels_side_by_side(images, tasks), _channels_side_by_side(output_gradient, tasks)],
+                      [_LAYOUT.side_by_side(images, tasks), _LAYOUT.side_by_side(output_gradient, tasks)],
                       [-1, -1], grouped_sizes, **_attributes(pfor_input))
     channels = _output_channels(pfor_input, lambda: _dimensions(output_gradient)[-1])
-    return [_pfor.wrap(_tasks_first(result, tasks, channels), True)]
+    return [_LAYOUT.tasks_first(result, tasks, channels)]
+
+
+def _static_tasks(pfor_input):
+    """The number of tasks as a Python int, or None when it is only known at run time."""
+    tasks = _tasks(pfor_input)
+    return tasks if isinstance(tasks, int) else None
+
+
+def _per_task_shape(tensor):
+    """The per-task static shape as a list, or None when not fully known."""
+    return tensor.shape.as_list() if tensor.shape.is_fully_defined() else None
+
+
+def _batch_norm(pfor_input):
+    """``FusedBatchNormV3`` / ``FusedBatchNormGradV3`` (training, NHWC) over tasks x channels, side by side.
+
+    A channel's statistics are over its own task's examples, so one fused batch norm over
+    the ``tasks * C`` side-by-side channels is every task's batch norm; the per-channel
+    inputs and outputs are the tasks' ``[tasks, C]`` values flattened in the same order.
+    """
+    op_type = pfor_input.op_type
+    tasks = _static_tasks(pfor_input)
+    if (tasks is None or not pfor_input.get_attr("is_training")
+            or _text(pfor_input.get_attr("data_format")) != "NHWC"):
+        return _STOCK[op_type](pfor_input)
+    pfor_input.stack_inputs()
+    images = 2 if op_type == "FusedBatchNormGradV3" else 1  # y_backprop and x, or x
+    inputs = [_LAYOUT.side_by_side(pfor_input.stacked_input(i), tasks) for i in range(images)]
+    inputs += [tf.reshape(pfor_input.stacked_input(i), [-1]) for i in range(images, pfor_input.num_inputs)]
+    outputs = _pfor._create_op(op_type, inputs, [t.dtype for t in pfor_input.outputs],  # noqa: SLF001
+                               attrs=pfor_input.op.node_def.attr).outputs
+    channels = pfor_input.op.inputs[images - 1].shape.as_list()[-1]
+    return ([_LAYOUT.tasks_first(outputs[0], tasks, channels)]
+            + [_pfor.wrap(tf.reshape(t, [tasks, -1]), True) for t in outputs[1:]])
+
+
+def _broadcast_side_by_side(wrapped, per_task, shape, tasks):
+    """One operand of an elementwise op whose output has the per-task ``shape``, side by side (or None)."""
+    tensor, stacked, _ = wrapped
+    channels = shape[-1]
+    if per_task == shape:
+        return _LAYOUT.side_by_side(tensor, tasks) if stacked else tf.tile(tensor, [1, 1, 1, tasks])
+    if int(np.prod(per_task)) == 1:  # a scalar per task
+        return tf.repeat(tf.reshape(tensor, [tasks]), channels) if stacked else tensor
+    if per_task[-1] == channels and all(d == 1 for d in per_task[:-1]):  # a per-channel vector
+        flat = [1] * (len(per_task) - 1)
+        if stacked:
+            return tf.reshape(tensor, flat + [tasks * channels])
+        return tf.tile(tf.reshape(tensor, flat + [channels]), [1] * len(flat) + [tasks])
+    return None
+
+
+def _elementwise(pfor_input):
+    """An elementwise op on rank-4 per-task tensors, side by side when one operand already is."""
+    op = pfor_input.op
+    tasks = _static_tasks(pfor_input)
+    shape = _per_task_shape(op.outputs[0])
+    per_task = [_per_task_shape(t) for t in op.inputs]
+    operands = [pfor_input.input(i) for i in range(pfor_input.num_inputs)]
+    if (tasks is None or shape is None or len(shape) != 4 or any(p is None for p in per_task)
+            or not any(w[1] and p == shape and _LAYOUT.knows(w[0]) for w, p in zip(operands, per_task))):
+        return _STOCK[pfor_input.op_type](pfor_input)
+    inputs = [_broadcast_side_by_side(w, p, shape, tasks) for w, p in zip(operands, per_task)]
+    if any(t is None for t in inputs):
+        return _STOCK[pfor_input.op_type](pfor_input)
+    output = _pfor._create_op(pfor_input.op_type, inputs, [t.dtype for t in pfor_input.outputs],  # noqa: SLF001
+                              attrs=op.node_def.attr).outputs[0]
+    return [_LAYOUT.tasks_first(output, tasks, shape[-1])]
+
+
+def _reduction(pfor_input):
+    """``Sum`` / ``Mean`` of a side-by-side rank-4 per-task tensor over its first three axes (or all four)."""
+    op = pfor_input.op
+    tasks = _static_tasks(pfor_input)
+    shape = _per_task_shape(op.inputs[0])
+    axes = tf.get_static_value(op.inputs[1])
+    tensor, stacked, _ = pfor_input.input(0)
+    if tasks is None or shape is None or len(shape) != 4 or axes is None or not stacked or not _LAYOUT.knows(tensor):
+        return _STOCK[pfor_input.op_type](pfor_input)
+    axes = sorted({int(a) % 4 for a in np.atleast_1d(axes)})
+    if axes not in ([0, 1, 2], [0, 1, 2, 3]):
+        return _STOCK[pfor_input.op_type](pfor_input)
+    reduce = tf.reduce_sum if pfor_input.op_type == "Sum" else tf.reduce_mean
+    keep = pfor_input.get_attr("keep_dims")
+    channels = shape[-1]
+    per_channel = reduce(_LAYOUT.side_by_side(tensor, tasks), [0, 1, 2], keepdims=keep)
+    if axes == [0, 1, 2]:
+        if keep:
+            return [_LAYOUT.tasks_first(per_channel, tasks, channels)]
+        return [_pfor.wrap(tf.reshape(per_channel, [tasks, channels]), True)]
+    per_task = reduce(tf.reshape(per_channel, [tasks, channels]), 1)
+    return [_pfor.wrap(tf.reshape(per_task, [tasks, 1, 1, 1, 1]) if keep else per_task, True)]
 
 
 def _tasks(pfor_input):
@@ -164,8 +294,12 @@ def _tasks(pfor_input):
     return int(static[0]) if static is not None else length[0]
 
 
+_ELEMENTWISE = ("AddV2", "Add", "Sub", "Mul", "RealDiv", "Neg", "Square", "SquaredDifference", "AddN", "Relu",
+                "ReluGrad", "BiasAdd", "Identity", "StopGradient", "Tanh", "TanhGrad", "Rsqrt", "Sqrt")
 _RULES = {"Conv2D": _conv2d, "Conv2DBackpropInput": _conv2d_input_gradient,
-          "Conv2DBackpropFilter": _conv2d_filter_gradient}
+          "Conv2DBackpropFilter": _conv2d_filter_gradient, "FusedBatchNormV3": _batch_norm,
+          "FusedBatchNormGradV3": _batch_norm, "Sum": _reduction, "Mean": _reduction,
+          **{name: _elementwise for name in _ELEMENTWISE}}
 _STOCK = {}
 
 
@@ -173,17 +307,17 @@ _STOCK = {}
 def grouped_convolution_rules():
     """Installs the grouped-convolution rules in ``pfor`` for the duration of the block, then restores its own."""
     registry = _pfor._pfor_converter_registry  # noqa: SLF001 - private TensorFlow API, see the module docstring
-    saved = {name: registry.get(name) for name in _CONVOLUTIONS}
-    _STOCK.update({name: rule for name, rule in saved.items() if rule is not None})
-    registry.update(_RULES)
+    rules = {name: rule for name, rule in _RULES.items() if name in registry}  # each refines a stock rule
+    saved = {name: registry[name] for name in rules}
+    _STOCK.update(saved)
+    registry.update(rules)
+    global _LAYOUT
+    _LAYOUT = _Layout()
     try:
         yield
     finally:
-        for name, rule in saved.items():
-            if rule is None:
-                registry.pop(name, None)
-            else:
-                registry[name] = rule
+        _LAYOUT = _Layout()
+        registry.update(saved)
 
 
 def vectorized_tasks(body, elements, tasks):
