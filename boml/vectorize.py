@@ -273,6 +273,8 @@ def _reduction(pfor_input):
     if tasks is None or shape is None or len(shape) != 4 or axes is None or not stacked or not _LAYOUT.knows(tensor):
         return _STOCK[pfor_input.op_type](pfor_input)
     axes = sorted({int(a) % 4 for a in np.atleast_1d(axes)})
+    if not axes:  # a gradient's reduction over no axis
+        return [_pfor.wrap(tensor, True)]
     if axes not in ([0, 1, 2], [0, 1, 2, 3]):
         return _STOCK[pfor_input.op_type](pfor_input)
     reduce = tf.reduce_sum if pfor_input.op_type == "Sum" else tf.reduce_mean
@@ -287,6 +289,45 @@ def _reduction(pfor_input):
     return [_pfor.wrap(tf.reshape(per_task, [tasks, 1, 1, 1, 1]) if keep else per_task, True)]
 
 
+def _reshape(pfor_input):
+    """``Reshape`` that keeps the per-task shape (a gradient's no-op reshape): the tensor as it is."""
+    tensor, stacked, _ = pfor_input.input(0)
+    if stacked and _LAYOUT.knows(tensor) and _per_task_shape(pfor_input.op.outputs[0]) == _per_task_shape(
+            pfor_input.op.inputs[0]) is not None:
+        return [_pfor.wrap(tensor, True)]
+    return _STOCK[pfor_input.op_type](pfor_input)
+
+
+def _tile(pfor_input):
+    """``Tile`` of a per-channel ``[1, 1, 1, C]`` (or per-task ``[1, 1, 1, 1]``) tensor over the first three axes."""
+    op = pfor_input.op
+    tasks = _static_tasks(pfor_input)
+    source, shape = _per_task_shape(op.inputs[0]), _per_task_shape(op.outputs[0])
+    multiples = tf.get_static_value(op.inputs[1])
+    if (tasks is None or source is None or shape is None or len(shape) != 4 or multiples is None
+            or source[:3] != [1, 1, 1] or source[3] not in (1, shape[3]) or list(multiples[:3]) != shape[:3]):
+        return _STOCK[pfor_input.op_type](pfor_input)
+    per_channel = _broadcast_side_by_side(pfor_input.input(0), source, [1, 1, 1, shape[3]], tasks)
+    if per_channel is None or per_channel.shape.rank == 0:
+        return _STOCK[pfor_input.op_type](pfor_input)
+    per_channel = tf.reshape(per_channel, [1, 1, 1, -1])
+    if per_channel.shape[-1] != tasks * shape[3]:  # an unstacked [1, 1, 1, 1]: one value for every channel
+        per_channel = tf.tile(per_channel, [1, 1, 1, tasks * shape[3]])
+    return [_LAYOUT.tasks_first(tf.tile(per_channel, shape[:3] + [1]), tasks, shape[3])]
+
+
+def _bias_gradient(pfor_input):
+    """``BiasAddGrad`` (NHWC): the per-channel sums of a side-by-side tensor, ``[tasks, C]``."""
+    tensor, stacked, _ = pfor_input.input(0)
+    tasks = _static_tasks(pfor_input)
+    shape = _per_task_shape(pfor_input.op.inputs[0])
+    if (tasks is None or shape is None or len(shape) != 4 or not stacked or not _LAYOUT.knows(tensor)
+            or _text(pfor_input.get_attr("data_format")) != "NHWC"):
+        return _STOCK[pfor_input.op_type](pfor_input)
+    sums = tf.reduce_sum(_LAYOUT.side_by_side(tensor, tasks), [0, 1, 2])
+    return [_pfor.wrap(tf.reshape(sums, [tasks, shape[3]]), True)]
+
+
 def _tasks(pfor_input):
     """The number of tasks converted at once (a Python int when static)."""
     length = pfor_input.pfor.loop_len_vector
@@ -298,7 +339,8 @@ _ELEMENTWISE = ("AddV2", "Add", "Sub", "Mul", "RealDiv", "Neg", "Square", "Squar
                 "ReluGrad", "BiasAdd", "Identity", "StopGradient", "Tanh", "TanhGrad", "Rsqrt", "Sqrt")
 _RULES = {"Conv2D": _conv2d, "Conv2DBackpropInput": _conv2d_input_gradient,
           "Conv2DBackpropFilter": _conv2d_filter_gradient, "FusedBatchNormV3": _batch_norm,
-          "FusedBatchNormGradV3": _batch_norm, "Sum": _reduction, "Mean": _reduction,
+          "FusedBatchNormGradV3": _batch_norm, "Sum": _reduction, "Mean": _reduction, "Reshape": _reshape,
+          "Tile": _tile, "BiasAddGrad": _bias_gradient,
           **{name: _elementwise for name in _ELEMENTWISE}}
 _STOCK = {}
 
