@@ -139,6 +139,18 @@ def concurrent_tasks(limit, per_task_bytes, budget_gb):
     return max(1, min(limit, int(budget_gb * 2 ** 30 // per_task_bytes)))
 
 
+def vectorized_group(tasks, parallel_iterations):
+    """Tasks the vectorized map computes at once: the largest divisor of ``tasks`` up to ``parallel_iterations``.
+
+    Returns:
+        None (all at once) when ``parallel_iterations`` is None or at least ``tasks``, or when
+        ``tasks`` is only known at run time; else the group size (1: no two tasks together).
+    """
+    if parallel_iterations is None or not isinstance(tasks, int) or parallel_iterations >= tasks:
+        return None
+    return max(size for size in range(1, parallel_iterations + 1) if tasks % size == 0)
+
+
 def _set_parallel_iterations(outputs, value):
     """Sets ``parallel_iterations`` of the ``tf.map_fn`` loop that produced ``outputs`` (before any run)."""
     from tensorflow.core.framework import attr_value_pb2
@@ -174,7 +186,8 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         state_vars: the lower-level task variables.
         task_fn: ``TaskProgram -> list of tensors``.
         output_dtypes: the dtypes of ``task_fn``'s outputs, in order.
-        parallel_iterations: tasks processed concurrently by ``tf.map_fn`` (at most).
+        parallel_iterations: tasks processed concurrently by ``tf.map_fn`` (at most); with
+            ``vectorize``, the tasks computed at once (``vectorized_group``).
         training: the graph is fed meta-training episodes, whose sizes
             (``experiment.episode_sizes``, when known) are made static.
         memory_budget_gb: run fewer tasks at once when their estimated activations
@@ -220,14 +233,18 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
                 batch_values = [tf.ensure_shape(b, [experiment.meta_batch_size] + b.shape.as_list()[1:])
                                 for b in batch_values]
             tasks = tf.shape(batch_values[0])[0] if batch_values[0].shape[0] is None else batch_values[0].shape[0]
+            group = vectorized_group(tasks, parallel_iterations)
             try:
-                outputs = vectorized_tasks(body, batch_values, tasks)
+                if group == 1:
+                    raise VectorizationError(f"parallel_iterations={parallel_iterations} allows no two of the "
+                                             f"{tasks} tasks at once in equal groups: the tasks are mapped.")
+                outputs = vectorized_tasks(body, batch_values, tasks, group, output_dtypes)
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))
             else:
                 if report is not None:
-                    report.update(activation_bytes=sizes[-1], concurrent_tasks="all", vectorized=True)
+                    report.update(activation_bytes=sizes[-1], concurrent_tasks=group or tasks, vectorized=True)
                 return outputs
         body = tf.autograph.experimental.do_not_convert(body)
         outputs = list(tf.map_fn(body, list(batch_values), fn_output_signature=signature,

@@ -362,14 +362,18 @@ def grouped_convolution_rules():
         registry.update(saved)
 
 
-def vectorized_tasks(body, elements, tasks):
+def vectorized_tasks(body, elements, tasks, group_size=None, output_dtypes=None):
     """``body`` applied to every task's slice of ``elements``, vectorized over the tasks.
 
     Args:
         body: ``list of per-task tensors -> list of tensors`` (one task's outputs).
         elements: tensors with a leading task axis.
         tasks: the number of tasks (the length of the task axis; an int or a scalar tensor).
-            All of them are computed at once.
+        group_size: tasks computed at once, in consecutive groups (a ``tf.map_fn`` over the
+            groups, each group vectorized): ``tasks`` must be a multiple of it. None, or at
+            least ``tasks``: all tasks at once. Memory grows with the group, kernel launches
+            shrink with it.
+        output_dtypes: the dtypes of ``body``'s outputs (needed with groups).
 
     Returns:
         The list of ``body``'s outputs, each with a leading task axis.
@@ -381,6 +385,28 @@ def vectorized_tasks(body, elements, tasks):
     """
     if _loops is None or not hasattr(_pfor, "_pfor_converter_registry"):
         raise VectorizationError("TensorFlow's pfor converter is not available in this TensorFlow build.")
+    if group_size is None or not isinstance(tasks, int) or group_size >= tasks:
+        return _vectorized(body, elements, tasks)
+    if tasks % group_size:
+        raise VectorizationError(f"{tasks} tasks cannot be split into groups of {group_size}.")
+    groups = tasks // group_size
+
+    def split(tensor):
+        grouped = tf.reshape(tensor, tf.concat([[groups, group_size], tf.shape(tensor)[1:]], 0))
+        grouped.set_shape([groups, group_size] + tensor.shape.as_list()[1:])
+        return grouped
+
+    @tf.autograph.experimental.do_not_convert
+    def per_group(group):
+        return _vectorized(body, list(group), group_size)
+
+    outputs = tf.map_fn(per_group, [split(e) for e in elements], parallel_iterations=1, name="task_groups",
+                        fn_output_signature=[tf.TensorSpec(None, dtype) for dtype in output_dtypes])
+    return [tf.reshape(o, tf.concat([[tasks], tf.shape(o)[2:]], 0)) for o in outputs]
+
+
+def _vectorized(body, elements, tasks):
+    """``vectorized_tasks`` for one group: every task at once."""
     traced = []
 
     @tf.autograph.experimental.do_not_convert

@@ -10,6 +10,7 @@ import tensorflow.compat.v1 as tf
 
 import boml
 from boml.errors import InvalidArgumentError
+from boml.task import vectorized_group
 from boml.vectorize import VectorizationError, vectorized_tasks
 
 TASKS = 3
@@ -116,6 +117,28 @@ def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_
     assert len([op for op in _reachable(vectorized, "Transpose") if op.inputs[0].shape.rank == 5]) <= 12
 
 
+@pytest.mark.parametrize("tasks, limit, expected", [(32, 16, 16), (30, 16, 15), (31, 16, 1), (4, None, None),
+                                                    (4, 4, None), (4, 9, None)])
+def test_the_group_is_the_largest_divisor_of_the_tasks_up_to_parallel_iterations(tasks, limit, expected):
+    assert vectorized_group(tasks, limit) == expected
+
+
+def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
+    rand = np.random.RandomState(4)
+    values = [rand.randn(4, 2, 7, 7, 2), rand.randn(4, 3, 3, 2, 5), rand.randn(4, 2, 4, 4, 5)]
+    elements = [tf.constant(v) for v in values]
+    body = _convolution_body(None)
+    grouped = vectorized_tasks(body, elements, 4, group_size=2, output_dtypes=[tf.float64] * 5)
+    mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float64] * 5)
+    assert any(op.type in ("While", "StatelessWhile") and "task_groups" in op.name
+               for op in fresh_graph.get_operations())
+    with tf.Session() as session:
+        for a, b in zip(*session.run([grouped, mapped])):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    with pytest.raises(VectorizationError, match="groups of 3"):
+        vectorized_tasks(body, elements, 4, group_size=3, output_dtypes=[tf.float64] * 5)
+
+
 def test_a_dynamic_task_count_is_vectorized_in_float32_and_refused_in_float64(fresh_graph):
     elements, feed, body = _convolution_case(tf.float32, False, tasks=None)
     outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0])
@@ -141,7 +164,8 @@ def dataset():
     return boml.meta_synthetic(num_classes=3, examples_train=2, examples_test=4, image_shape=(6, 6, 1), seed=0)
 
 
-def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=None, T=2, run=True):
+def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=None, T=2, run=True,
+                    parallel_iterations=16):
     """MAML-family meta-gradients of a conv-4 with batch norm (float64), 3 tasks, ``T`` inner steps."""
     graph = tf.Graph()
     with graph.as_default():
@@ -154,6 +178,7 @@ def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=
                                         experiment=ex, var_list=ex.model.var_list, **(ll_flags or {}))
         outer = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
         boml_ho.ul_problem(outer, 1e-3, inner_grad, vectorize_tasks=vectorize, task_memory_budget=budget,
+                           parallel_iterations=parallel_iterations,
                            meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
         pairs = boml_ho.outergradient.outer_grads_and_vars()
         if not run:
@@ -172,7 +197,7 @@ def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=
 def test_maml_meta_gradients_of_a_batch_norm_conv_net_equal_the_map_in_float64(dataset, ll_flags, T):
     vector_map, vectorized = _meta_gradients(dataset, True, ll_flags=ll_flags, T=T)
     task_map, mapped = _meta_gradients(dataset, False, ll_flags=ll_flags, T=T)
-    assert vector_map["vectorized"] is True and vector_map["concurrent_tasks"] == "all"
+    assert vector_map["vectorized"] is True and vector_map["concurrent_tasks"] == TASKS
     assert task_map["vectorized"] is False
     assert vectorized.keys() == mapped.keys() and len(mapped) >= 8
     scale = max(np.abs(v).max() for v in mapped.values())
@@ -184,6 +209,12 @@ def test_maml_meta_gradients_of_a_batch_norm_conv_net_equal_the_map_in_float64(d
 def test_a_memory_budget_keeps_the_per_task_map(dataset):
     task_map, _ = _meta_gradients(dataset, True, budget=8, run=False)
     assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 16  # parallel_iterations
+
+
+def test_one_task_at_a_time_is_the_map_and_says_so(dataset):
+    task_map, _ = _meta_gradients(dataset, True, parallel_iterations=1, run=False)
+    assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 1
+    assert "parallel_iterations=1" in task_map["vectorization_error"]
 
 
 def _tanh_meta_feat(dataset, vectorize, outer_fn=None):

@@ -138,7 +138,7 @@ class BOMLOuterGrad:
     @property
     def task_maps(self):
         """One dict per batched experiment: ``"concurrent_tasks"`` (``parallel_iterations`` or fewer, by
-        ``task_memory_budget``; ``"all"`` when vectorized), ``"activation_bytes"`` (the estimate for one
+        ``task_memory_budget``; the group size when vectorized), ``"activation_bytes"`` (the estimate for one
         task) and ``"vectorized"`` (with ``"vectorization_error"`` when ``vectorize_tasks`` was asked for
         but the body runs in the map); empty before ``compute_gradients`` and for unbatched experiments."""
         return [dict(r["task_map"]) for r in self._records if r["task_map"]]
