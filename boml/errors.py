@@ -96,3 +96,7 @@ class SolverWarning(UserWarning):
 
 class InnerDivergenceWarning(UserWarning):
     """The inner loop raised the inner objective it should lower (an inner learning rate too large)."""
+
+
+class VectorizationWarning(UserWarning):
+    """``vectorize_tasks=True`` was asked for, but the task body runs in the per-task map (the reason is given)."""

@@ -12,11 +12,13 @@ graph does not grow with the meta-batch size.
 """
 import collections
 import contextlib
+import warnings
 
 import tensorflow as _tf2
 import tensorflow.compat.v1 as tf
 
 from boml.distributed.placement import active_plan
+from boml.errors import VectorizationWarning
 from boml.substitute import Substitution
 from boml.vectorize import VectorizationError, vectorized_tasks
 
@@ -242,6 +244,8 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))
+                warnings.warn(f"vectorize_tasks: the tasks run one by one in the task map. {error}",
+                              VectorizationWarning, stacklevel=2)
             else:
                 if report is not None:
                     report.update(activation_bytes=sizes[-1], concurrent_tasks=group or tasks, vectorized=True)

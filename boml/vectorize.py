@@ -415,6 +415,9 @@ def _vectorized(body, elements, tasks):
         traced.append(True)
         return outputs
 
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("CRITICAL")  # pfor logs a failed conversion as an error; the caller reports it once
     try:
         with grouped_convolution_rules():
             return list(_loops.pfor(loop_fn, tasks, fallback_to_while_loop=False))
@@ -422,3 +425,5 @@ def _vectorized(body, elements, tasks):
         if not traced:  # the body itself failed: not a vectorization problem.
             raise
         raise VectorizationError(f"The task body cannot be vectorized: {error}") from error
+    finally:
+        logger.setLevel(level)

@@ -9,7 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import boml
-from boml.errors import InvalidArgumentError
+from boml.errors import InvalidArgumentError, VectorizationWarning
 from boml.task import vectorized_group
 from boml.vectorize import VectorizationError, vectorized_tasks
 
@@ -212,7 +212,8 @@ def test_a_memory_budget_keeps_the_per_task_map(dataset):
 
 
 def test_one_task_at_a_time_is_the_map_and_says_so(dataset):
-    task_map, _ = _meta_gradients(dataset, True, parallel_iterations=1, run=False)
+    with pytest.warns(VectorizationWarning, match="parallel_iterations=1"):
+        task_map, _ = _meta_gradients(dataset, True, parallel_iterations=1, run=False)
     assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 1
     assert "parallel_iterations=1" in task_map["vectorization_error"]
 
@@ -260,7 +261,8 @@ def test_a_body_with_an_operation_pfor_cannot_convert_runs_in_the_map_with_the_r
         halves = tf.math.segment_sum(per_example, [0] * 6 + [1] * 6)
         return tf.reduce_mean(halves)
 
-    vector_map, vectorized = _tanh_meta_feat(dataset, True, segment_loss)
+    with pytest.warns(VectorizationWarning, match="SegmentSum"):
+        vector_map, vectorized = _tanh_meta_feat(dataset, True, segment_loss)
     _, mapped = _tanh_meta_feat(dataset, False, segment_loss)
     assert vector_map["vectorized"] is False
     assert "SegmentSum" in vector_map["vectorization_error"]

@@ -9,7 +9,8 @@ import tensorflow.compat.v1 as tf
 
 from boml import workflow
 from boml.workflow import trainer
-from boml.errors import (DataNotFoundError, InvalidArgumentError, InvalidCombinationError, UnknownNameError)
+from boml.errors import (DataNotFoundError, InvalidArgumentError, InvalidCombinationError, UnknownNameError,
+                         VectorizationWarning)
 
 
 def tiny(tmp_path, **changes):
@@ -343,3 +344,17 @@ def test_reptile_and_mtnet_train_through_the_workflow(tmp_path):
         results = workflow.train(tiny(tmp_path, name=algorithm, algorithm=algorithm, meta_train_iterations=2,
                                       test_episodes=5), log=quiet)
         assert results["iterations"] == 2 and np.isfinite(results["final_running"]["outer_loss"])
+
+
+def test_vectorize_tasks_reaches_the_task_map(fresh_graph, tmp_path):
+    """--vectorize_tasks: the meta-batch's 2 tasks at once; an inner tf.while_loop keeps the map, and says so."""
+    config = tiny(tmp_path, T=2, vectorize_tasks=True, parallel_iterations=2).validate()
+    model = workflow.build_model(config, workflow.load_dataset(config))
+    task_map = model.boml_ho.outergradient.task_maps[0]
+    assert task_map["vectorized"] is True and task_map["concurrent_tasks"] == 2
+    with tf.Graph().as_default():
+        config = tiny(tmp_path, T=2, vectorize_tasks=True, while_loop_threshold=2).validate()
+        with pytest.warns(VectorizationWarning, match="one by one"):
+            model = workflow.build_model(config, workflow.load_dataset(config))
+    task_map = model.boml_ho.outergradient.task_maps[0]
+    assert task_map["vectorized"] is False and "cannot be vectorized" in task_map["vectorization_error"]

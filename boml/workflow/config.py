@@ -239,8 +239,8 @@ class Config:
         None, "GB of estimated task activations computed at once: fewer concurrent tasks than parallel_iterations "
         "for big networks, less memory but slower (none: no budget)", (), "system", minimum=0, strict=True)
     vectorize_tasks: bool = option(
-        False, "all tasks of a meta-batch in one set of kernels (grouped convolutions): same numbers, more memory "
-        "and build time; see docs/performance.rst", (), "system")
+        False, "compute parallel_iterations tasks of a meta-batch at once, each op once for all of them (grouped "
+        "convolutions): same numbers, faster, more memory; see docs/performance.rst", (), "system")
     while_loop_threshold: int = option(
         16, "Simple and ANIL inner loops (MAML family): from this many inner steps T on, one tf.while_loop "
         "(graph size independent of T), unrolled below it; same numbers either way", (), "system", minimum=1)
