@@ -21,7 +21,6 @@ the workflow's path (``boml.workflow.model.build_model`` + the trainer's
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import boml  # noqa: E402
+from boml.memory import peak_memory_mb  # noqa: E402
 from maml_reference import build_reference  # noqa: E402
 from maml_step import build_boml  # noqa: E402
 
@@ -88,7 +88,8 @@ def child(args):
     system = System(args.child, args.algorithms[0], args)
     first = system.timed()
     second = system.timed()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+    # VmHWM: ru_maxrss survives exec, so a child forked from the grown parent would report the parent's peak.
+    peak = peak_memory_mb() / 1024
     print(json.dumps({"build": system.build, "first": first, "second": second, "peak_rss_gb": peak,
                       "ops": system.ops}))
 
