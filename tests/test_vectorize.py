@@ -275,3 +275,20 @@ def test_vectorize_tasks_must_be_a_bool(fresh_graph, bad):
 
     with pytest.raises(InvalidArgumentError, match="vectorize_tasks must be True or False"):
         BOMLOuterGradSimple(vectorize_tasks=bad)
+
+
+def test_the_vectorized_graph_does_not_grow_with_the_meta_batch_size():
+    counts = []
+    for meta_batch in (2, 32):
+        with tf.Graph().as_default() as graph:
+            dataset = boml.meta_synthetic(num_classes=2, examples_train=1, examples_test=2, image_shape=(8, 8, 1),
+                                          n_classes=(6, 2, 2), examples_per_class=6)
+            ex = boml.BOMLExperiment(dataset, meta_batch_size=meta_batch)
+            boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
+            ex.model = boml_ho.base_learner(ex.x, boml_ho.meta_learner(ex.x, dataset, dim_hidden=(4, 4)))
+            inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.1, 2, experiment=ex)
+            boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.01, inner_grad,
+                               vectorize_tasks=True, parallel_iterations=32)
+            assert boml_ho.outergradient.task_maps[0]["concurrent_tasks"] == meta_batch
+            counts.append(len(graph.get_operations()))
+    assert counts[0] == counts[1]

@@ -40,14 +40,16 @@ class UpperOptions(StrategyOptions):
             meta-batch 4) ``task_memory_budget=8`` runs one task at a time and lowered the peak RSS
             from 10.2 to 5.8 GB, but the meta-iteration took 1.7 times as long (docs/performance.rst).
             The hypergradients do not depend on it.
-        vectorize_tasks: compute the meta-batch's tasks in one set of kernels (``boml.vectorize``):
-            every operation of the per-task body, derivatives included, runs once for all the
-            tasks, convolutions with per-task filters as grouped convolutions. Same numbers as
-            the per-task map (float64 tests); all tasks run at once, so ``parallel_iterations``
-            does not apply, and a ``task_memory_budget`` selects the per-task map. A body that
-            cannot be vectorized runs in the map (``task_maps`` says why). Off by default: on the
-            Omniglot conv-4 MAML meta-iteration it was 0.87-0.93x the map's time but took 2.5x
-            the memory and 5x the build time (docs/performance.rst).
+        vectorize_tasks: compute ``parallel_iterations`` tasks at once, every operation of the
+            per-task body (derivatives included) once for all of them (``boml.vectorize``):
+            convolutions with per-task filters as grouped convolutions, batch norm over tasks x
+            channels. Same numbers as the per-task map (float64 tests). The group is the largest
+            divisor of the meta-batch up to ``parallel_iterations``; the groups run one after the
+            other. A ``task_memory_budget``, one task at a time, or a body that cannot be
+            vectorized keep the map (``task_maps`` says why, with a ``VectorizationWarning``).
+            A gain for many small tasks (Omniglot conv-4 MAML, meta-batch 32: 0.63x the map's
+            time, 1.9x its memory), a loss for few large ones (MiniImageNet V1, meta-batch 4:
+            1.6x the time). Off by default; docs/performance.rst has the figures.
     """
 
     parallel_iterations: int = 16
