@@ -150,44 +150,41 @@ def _conv2d(pfor_input):
     return [_LAYOUT.tasks_first(result, tasks, channels)]
 
 
+def _grouped_derivative(pfor_input, operands, sizes_index, kernel, channels):
+    """A convolution derivative over the tasks: the ``operands`` (input indices) side by side, sizes grouped.
+
+    Args:
+        pfor_input: the op's ``pfor`` input; its input 2 is the output gradient.
+        operands: the two input indices the grouped kernel takes, in ``kernel``'s order.
+        sizes_index: the input holding the per-task sizes of the result.
+        kernel: ``(first, second, grouped_sizes, **attributes) -> side-by-side result``.
+        channels: ``operands' tensors -> the result's per-task channels`` (when not static).
+    """
+    pfor_input.stack_inputs(stack_indices=[2])
+    tasks = _tasks(pfor_input)
+    sizes = pfor_input.unstacked_input(sizes_index)
+    tensors = [pfor_input.stacked_input(i) for i in operands]
+    result = _grouped(kernel, tasks, [_LAYOUT.side_by_side(t, tasks) for t in tensors], [-1, -1],
+                      tf.concat([sizes[:3], sizes[3:] * tasks], 0), **_attributes(pfor_input))
+    return [_LAYOUT.tasks_first(result, tasks, _output_channels(pfor_input, lambda: channels(tensors)))]
+
+
 def _conv2d_input_gradient(pfor_input):
     """``Conv2DBackpropInput`` with per-task filters: grouped, like the forward convolution."""
     if not pfor_input.input(1)[1]:
         return _STOCK["Conv2DBackpropInput"](pfor_input)
-    pfor_input.stack_inputs(stack_indices=[2])
-    sizes = pfor_input.unstacked_input(0)
-    filters, output_gradient = pfor_input.stacked_input(1), pfor_input.stacked_input(2)
-    tasks = _tasks(pfor_input)
-    grouped_sizes = tf.concat([sizes[:3], sizes[3:] * tasks], 0)
-
-    def kernel(f, g, s, **a):
-        return tf.nn.conv2d_backprop_input(s, f, g, **a)
-
-    result = _grouped(kernel, tasks,
-                      [_LAYOUT.side_by_side(filters, tasks), _LAYOUT.side_by_side(output_gradient, tasks)],
-                      [-1, -1], grouped_sizes, **_attributes(pfor_input))
-    channels = _output_channels(pfor_input, lambda: _dimensions(filters)[-2])
-    return [_LAYOUT.tasks_first(result, tasks, channels)]
+    return _grouped_derivative(pfor_input, (1, 2), 0,
+                               lambda f, g, s, **a: tf.nn.conv2d_backprop_input(s, f, g, **a),
+                               lambda tensors: _dimensions(tensors[0])[-2])
 
 
 def _conv2d_filter_gradient(pfor_input):
     """``Conv2DBackpropFilter`` with per-task inputs: the grouped filter derivative, one filter per task."""
     if not pfor_input.input(0)[1]:
         return _STOCK["Conv2DBackpropFilter"](pfor_input)
-    pfor_input.stack_inputs(stack_indices=[2])
-    images, sizes = pfor_input.stacked_input(0), pfor_input.unstacked_input(1)
-    output_gradient = pfor_input.stacked_input(2)
-    tasks = _tasks(pfor_input)
-    grouped_sizes = tf.concat([sizes[:3], sizes[3:] * tasks], 0)
-
-    def kernel(x, g, s, **a):
-        return tf.nn.conv2d_backprop_filter(x, s, g, **a)
-
-    result = _grouped(kernel, tasks,
-                      [_LAYOUT.side_by_side(images, tasks), _LAYOUT.side_by_side(output_gradient, tasks)],
-                      [-1, -1], grouped_sizes, **_attributes(pfor_input))
-    channels = _output_channels(pfor_input, lambda: _dimensions(output_gradient)[-1])
-    return [_LAYOUT.tasks_first(result, tasks, channels)]
+    return _grouped_derivative(pfor_input, (0, 2), 1,
+                               lambda x, g, s, **a: tf.nn.conv2d_backprop_filter(x, s, g, **a),
+                               lambda tensors: _dimensions(tensors[1])[-1])
 
 
 def _static_tasks(pfor_input):

@@ -212,3 +212,19 @@ def build_logcosh_toy(d, outer_method="Reverse", T=3, lr=0.1, **ul_kwargs):
     inner_grad = boml_ho.ll_problem(inner, lr, T, var_list=[y])
     boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=[W], **ul_kwargs)
     return boml_ho.outergradient.outer_grads_and_vars()
+
+
+def tanh_meta_feat_model(boml_ho, ex, dtype=np.float64, classes=3):
+    """A MetaFeat model on 6x6 images: tanh features ``tanh(x W)`` (W an outer parameter) and a linear head.
+
+    Returns:
+        ``(W, inner objective, query logits)``; ``ex.model`` is set.
+    """
+    W = extension.get_outerparameter("W", (np.random.RandomState(0).randn(36, 5) * 0.3).astype(dtype))
+
+    def features(x):
+        return tf.tanh(tf.matmul(tf.reshape(x, [-1, 36]), W))
+
+    boml_ho.set_output_dim(classes)
+    ex.model = boml_ho.base_learner(features(ex.x), None)
+    return W, boml.utils.cross_entropy(ex.model.out, ex.y), ex.model.re_forward(features(ex.x_)).out

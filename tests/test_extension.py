@@ -97,7 +97,9 @@ def test_registry_rejects_duplicates_and_non_callables():
     assert registry.get("a")() == 3 and "a" in registry and registry.names() == ["a"]
 
 
-def test_graph_does_not_grow_with_meta_batch_size():
+@pytest.mark.parametrize("options", [{}, {"vectorize_tasks": True, "parallel_iterations": 32}],
+                         ids=["map", "vectorized"])
+def test_graph_does_not_grow_with_meta_batch_size(options):
     counts = []
     for meta_batch in (2, 32):
         with tf.Graph().as_default() as graph:
@@ -108,7 +110,9 @@ def test_graph_does_not_grow_with_meta_batch_size():
             meta = boml_ho.meta_learner(ex.x, dataset, dim_hidden=(4, 4))
             ex.model = boml_ho.base_learner(ex.x, meta)
             inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.1, 3, experiment=ex)
-            boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.01, inner_grad)
+            boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.01, inner_grad,
+                               **options)
+            assert boml_ho.outergradient.task_maps[0]["vectorized"] is bool(options)
             boml_ho.aggregate_all()
             counts.append(len(graph.get_operations()))
     assert counts[0] == counts[1]

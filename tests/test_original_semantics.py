@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import bilevel_toys as toys
 import boml
 from boml.optimizer import BOMLOptSGD
 
@@ -67,15 +68,7 @@ def utils_feed(ex, episode):
 def _meta_feat(dataset, inner_method, meta_batch_size=None, T=3, lr=0.2):
     ex = boml.BOMLExperiment(dataset, dtype=tf.float64, meta_batch_size=meta_batch_size)
     boml_ho = boml.BOMLOptimizer("MetaFeat", inner_method, "Reverse")
-    W = boml.extension.get_outerparameter("W", np.random.RandomState(0).randn(36, 5) * 0.3)
-
-    def features(x):
-        return tf.tanh(tf.matmul(tf.reshape(x, [-1, 36]), W))
-
-    boml_ho.set_output_dim(3)
-    ex.model = boml_ho.base_learner(features(ex.x), None)
-    query_out = ex.model.re_forward(features(ex.x_)).out
-    inner = boml.utils.cross_entropy(ex.model.out, ex.y)
+    W, inner, query_out = toys.tanh_meta_feat_model(boml_ho, ex)
     outer = boml.utils.cross_entropy(query_out, ex.y_)
     extra = {"outer_objective": outer, "alpha_init": 0.3} if inner_method == "Aggr" else {}
     inner_grad = boml_ho.ll_problem(inner, lr, T, experiment=ex, **extra)

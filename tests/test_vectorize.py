@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import bilevel_toys as toys
 import boml
 from boml.errors import InvalidArgumentError, VectorizationWarning
 from boml.task import vectorized_group
@@ -224,16 +225,7 @@ def _tanh_meta_feat(dataset, vectorize, outer_fn=None):
     with graph.as_default():
         ex = boml.BOMLExperiment(dataset, meta_batch_size=TASKS)
         boml_ho = boml.BOMLOptimizer("MetaFeat", "Trad", "Reverse")
-        W = boml.extension.get_outerparameter(
-            "W", np.random.RandomState(0).randn(36, 5).astype(np.float32) * 0.3)
-
-        def features(x):
-            return tf.tanh(tf.matmul(tf.reshape(x, [-1, 36]), W))
-
-        boml_ho.set_output_dim(3)
-        ex.model = boml_ho.base_learner(features(ex.x), None)
-        query_out = ex.model.re_forward(features(ex.x_)).out
-        inner = boml.utils.cross_entropy(ex.model.out, ex.y)
+        W, inner, query_out = toys.tanh_meta_feat_model(boml_ho, ex, np.float32)
         outer = (outer_fn or boml.utils.cross_entropy)(query_out, ex.y_)
         inner_grad = boml_ho.ll_problem(inner, 0.2, 3, experiment=ex)
         boml_ho.ul_problem(outer, 0.05, inner_grad, meta_param=[W], vectorize_tasks=vectorize)
@@ -276,19 +268,3 @@ def test_vectorize_tasks_must_be_a_bool(fresh_graph, bad):
     with pytest.raises(InvalidArgumentError, match="vectorize_tasks must be True or False"):
         BOMLOuterGradSimple(vectorize_tasks=bad)
 
-
-def test_the_vectorized_graph_does_not_grow_with_the_meta_batch_size():
-    counts = []
-    for meta_batch in (2, 32):
-        with tf.Graph().as_default() as graph:
-            dataset = boml.meta_synthetic(num_classes=2, examples_train=1, examples_test=2, image_shape=(8, 8, 1),
-                                          n_classes=(6, 2, 2), examples_per_class=6)
-            ex = boml.BOMLExperiment(dataset, meta_batch_size=meta_batch)
-            boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
-            ex.model = boml_ho.base_learner(ex.x, boml_ho.meta_learner(ex.x, dataset, dim_hidden=(4, 4)))
-            inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.1, 2, experiment=ex)
-            boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.01, inner_grad,
-                               vectorize_tasks=True, parallel_iterations=32)
-            assert boml_ho.outergradient.task_maps[0]["concurrent_tasks"] == meta_batch
-            counts.append(len(graph.get_operations()))
-    assert counts[0] == counts[1]
