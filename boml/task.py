@@ -229,7 +229,14 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             sizes.append(activation_bytes(graph, graph.get_operations()[before:]))
             return outputs
 
-        if vectorize and memory_budget_gb is None:
+        if vectorize and memory_budget_gb is not None:
+            reason = (f"task_memory_budget={memory_budget_gb} GB chooses how many tasks run at once from the "
+                      f"per-task map's estimate; leave it None to vectorize.")
+            if report is not None:
+                report.update(vectorization_error=reason)
+            warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {reason}", VectorizationWarning,
+                          stacklevel=2)
+        elif vectorize:
             batch_values = list(batch_values)
             if training and batch_values[0].shape[0] is None:  # meta-training feeds meta_batch_size tasks
                 batch_values = [tf.ensure_shape(b, [experiment.meta_batch_size] + b.shape.as_list()[1:])
@@ -244,7 +251,7 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))
-                warnings.warn(f"vectorize_tasks: the tasks run one by one in the task map. {error}",
+                warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {error}",
                               VectorizationWarning, stacklevel=2)
             else:
                 if report is not None:

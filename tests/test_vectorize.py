@@ -207,9 +207,11 @@ def test_maml_meta_gradients_of_a_batch_norm_conv_net_equal_the_map_in_float64(d
         np.testing.assert_allclose(vectorized[name], value, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
 
 
-def test_a_memory_budget_keeps_the_per_task_map(dataset):
-    task_map, _ = _meta_gradients(dataset, True, budget=8, run=False)
+def test_a_memory_budget_keeps_the_per_task_map_and_says_so(dataset):
+    with pytest.warns(VectorizationWarning, match="task_memory_budget=8"):
+        task_map, _ = _meta_gradients(dataset, True, budget=8, run=False)
     assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 16  # parallel_iterations
+    assert "leave it None" in task_map["vectorization_error"]
 
 
 def test_one_task_at_a_time_is_the_map_and_says_so(dataset):

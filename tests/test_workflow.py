@@ -354,7 +354,7 @@ def test_vectorize_tasks_reaches_the_task_map(fresh_graph, tmp_path):
     assert task_map["vectorized"] is True and task_map["concurrent_tasks"] == 2
     with tf.Graph().as_default():
         config = tiny(tmp_path, T=2, vectorize_tasks=True, while_loop_threshold=2).validate()
-        with pytest.warns(VectorizationWarning, match="one by one"):
+        with pytest.warns(VectorizationWarning, match="per-task map"):
             model = workflow.build_model(config, workflow.load_dataset(config))
     task_map = model.boml_ho.outergradient.task_maps[0]
     assert task_map["vectorized"] is False and "cannot be vectorized" in task_map["vectorization_error"]

@@ -49,7 +49,8 @@ class UpperOptions(StrategyOptions):
             vectorized keep the map (``task_maps`` says why, with a ``VectorizationWarning``).
             A gain for many small tasks (Omniglot conv-4 MAML, meta-batch 32: 0.63x the map's
             time, 1.9x its memory), a loss for few large ones (MiniImageNet V1, meta-batch 4:
-            1.6x the time). Off by default; docs/performance.rst has the figures.
+            1.6x the time). Meta-training feeds must then hold ``meta_batch_size`` tasks (the task
+            axis is static). Off by default; docs/performance.rst has the figures.
     """
 
     parallel_iterations: int = 16
