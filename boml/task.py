@@ -241,6 +241,7 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             if training and batch_values[0].shape[0] is None:  # meta-training feeds meta_batch_size tasks
                 batch_values = [tf.ensure_shape(b, [experiment.meta_batch_size] + b.shape.as_list()[1:])
                                 for b in batch_values]
+                experiment.fixed_task_count = True  # checked on every feed (check_training_feed)
             tasks = tf.shape(batch_values[0])[0] if batch_values[0].shape[0] is None else batch_values[0].shape[0]
             group = vectorized_group(tasks, parallel_iterations)
             try:

@@ -10,7 +10,7 @@ import tensorflow.compat.v1 as tf
 
 import bilevel_toys as toys
 import boml
-from boml.errors import InvalidArgumentError, VectorizationWarning
+from boml.errors import InvalidArgumentError, ShapeError, VectorizationWarning
 from boml.task import vectorized_group
 from boml.vectorize import VectorizationError, vectorized_tasks
 
@@ -270,3 +270,22 @@ def test_vectorize_tasks_must_be_a_bool(fresh_graph, bad):
     with pytest.raises(InvalidArgumentError, match="vectorize_tasks must be True or False"):
         BOMLOuterGradSimple(vectorize_tasks=bad)
 
+
+
+def test_a_vectorized_meta_training_feed_must_hold_meta_batch_size_tasks(dataset):
+    with tf.Graph().as_default():
+        ex = boml.BOMLExperiment(dataset, meta_batch_size=TASKS)
+        boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
+        ex.model = boml_ho.base_learner(ex.x, boml_ho.meta_learner(ex.x, dataset, dim_hidden=(2, 2)))
+        inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.1, 1, experiment=ex)
+        boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.01, inner_grad,
+                           vectorize_tasks=True)
+        boml_ho.aggregate_all()
+        assert ex.fixed_task_count
+        rand = np.random.RandomState(0)
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            losses = boml_ho.run(*ex.feed_dicts(dataset.train.generate_batch(TASKS, rand=rand)), session=session)
+            assert np.isfinite(losses["outer_loss"])
+            with pytest.raises(ShapeError, match=f"meta_batch_size={TASKS} tasks"):
+                boml_ho.run(*ex.feed_dicts(dataset.train.generate_batch(TASKS - 1, rand=rand)), session=session)

@@ -81,6 +81,9 @@ class BOMLExperiment:
                 self.y__batch = tf.placeholder(dtype, (None, None, self.dim_target), name="y__batch")
         self.episode_sizes = _episode_sizes(episode_sizes, datasets) if self.is_batched else None
         self.model = None
+        #: Set by a vectorized meta-training map (``vectorize_tasks``), whose task axis is static:
+        #: meta-training feeds must then hold exactly ``meta_batch_size`` tasks.
+        self.fixed_task_count = False
         self.errors = {}
         self.scores = {}
         self.optimizers = {}
@@ -113,7 +116,21 @@ class BOMLExperiment:
                 for e, n in zip(elements, (support, support, query, query))]
 
     def check_training_feed(self, feed):
-        """Raises ``ShapeError`` if ``feed`` holds episodes of other sizes than ``episode_sizes``."""
+        """Raises ``ShapeError`` if ``feed`` does not fit the meta-training graph.
+
+        That is: episodes of other sizes than ``episode_sizes``, or (with ``fixed_task_count``)
+        another number of tasks than ``meta_batch_size``.
+        """
+        if self.fixed_task_count:
+            for placeholder in self.batch_placeholders:
+                shape = np.shape(feed[placeholder]) if feed.get(placeholder) is not None else None
+                if shape is not None and (not shape or shape[0] != self.meta_batch_size):
+                    raise ShapeError(
+                        f"This experiment meta-trains {self.meta_batch_size} tasks at a time in a vectorized task "
+                        f"map (vectorize_tasks=True), but the fed batch {placeholder.name} has shape {shape}. "
+                        f"Feed meta-batches of meta_batch_size={self.meta_batch_size} tasks, or build the upper "
+                        f"problem with vectorize_tasks=False to accept any number."
+                    )
         if self.episode_sizes is None:
             return
         support, query = self.episode_sizes

@@ -50,7 +50,7 @@ class UpperOptions(StrategyOptions):
             A gain for many small tasks (Omniglot conv-4 MAML, meta-batch 32: 0.63x the map's
             time, 1.9x its memory), a loss for few large ones (MiniImageNet V1, meta-batch 4:
             1.6x the time). Meta-training feeds must then hold ``meta_batch_size`` tasks (the task
-            axis is static). Off by default; docs/performance.rst has the figures.
+            axis is static; ``ShapeError`` otherwise). Off by default; docs/performance.rst has the figures.
     """
 
     parallel_iterations: int = 16
