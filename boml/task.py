@@ -20,7 +20,7 @@ import tensorflow.compat.v1 as tf
 from boml.distributed.placement import active_plan
 from boml.errors import VectorizationWarning
 from boml.substitute import Substitution
-from boml.vectorize import VectorizationError, vectorized_tasks
+from boml.vectorize import VectorizationError, vectorized_group, vectorized_tasks
 
 
 def _ref(obj):
@@ -141,16 +141,32 @@ def concurrent_tasks(limit, per_task_bytes, budget_gb):
     return max(1, min(limit, int(budget_gb * 2 ** 30 // per_task_bytes)))
 
 
-def vectorized_group(tasks, parallel_iterations):
-    """Tasks the vectorized map computes at once: the largest divisor of ``tasks`` up to ``parallel_iterations``.
+def _vectorized_map(experiment, body, batch_values, training, parallel_iterations, memory_budget_gb,
+                    output_dtypes):
+    """The task map vectorized (``boml.vectorize``): ``(outputs, tasks computed at once)``.
 
-    Returns:
-        None (all at once) when ``parallel_iterations`` is None or at least ``tasks``, or when
-        ``tasks`` is only known at run time; else the group size (1: no two tasks together).
+    Meta-training maps get a static task axis of ``experiment.meta_batch_size``, which
+    ``experiment.check_training_feed`` then enforces (``fixed_task_count``).
+
+    Raises:
+        VectorizationError: a memory budget is given, ``parallel_iterations`` allows no two
+            tasks together, or the body cannot be vectorized (the caller maps the tasks).
     """
-    if parallel_iterations is None or not isinstance(tasks, int) or parallel_iterations >= tasks:
-        return None
-    return max(size for size in range(1, parallel_iterations + 1) if tasks % size == 0)
+    if memory_budget_gb is not None:
+        raise VectorizationError(f"task_memory_budget={memory_budget_gb} GB chooses how many tasks run at once "
+                                 f"from the per-task map's estimate; leave it None to vectorize.")
+    values = list(batch_values)
+    fixed = training and values[0].shape[0] is None
+    if fixed:
+        values = [tf.ensure_shape(v, [experiment.meta_batch_size] + v.shape.as_list()[1:]) for v in values]
+    tasks = values[0].shape[0] if values[0].shape[0] is not None else tf.shape(values[0])[0]
+    group = vectorized_group(tasks, parallel_iterations)
+    if group == 1:
+        raise VectorizationError(f"parallel_iterations={parallel_iterations} allows no two of the {tasks} tasks "
+                                 f"at once in equal groups.")
+    outputs = vectorized_tasks(body, values, tasks, output_dtypes, group)
+    experiment.fixed_task_count = experiment.fixed_task_count or fixed
+    return outputs, group or tasks
 
 
 def _set_parallel_iterations(outputs, value):
@@ -189,7 +205,7 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         task_fn: ``TaskProgram -> list of tensors``.
         output_dtypes: the dtypes of ``task_fn``'s outputs, in order.
         parallel_iterations: tasks processed concurrently by ``tf.map_fn`` (at most); with
-            ``vectorize``, the tasks computed at once (``vectorized_group``).
+            ``vectorize``, the tasks computed at once (``boml.vectorize.vectorized_group``).
         training: the graph is fed meta-training episodes, whose sizes
             (``experiment.episode_sizes``, when known) are made static.
         memory_budget_gb: run fewer tasks at once when their estimated activations
@@ -229,34 +245,18 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             sizes.append(activation_bytes(graph, graph.get_operations()[before:]))
             return outputs
 
-        if vectorize and memory_budget_gb is not None:
-            reason = (f"task_memory_budget={memory_budget_gb} GB chooses how many tasks run at once from the "
-                      f"per-task map's estimate; leave it None to vectorize.")
-            if report is not None:
-                report.update(vectorization_error=reason)
-            warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {reason}", VectorizationWarning,
-                          stacklevel=2)
-        elif vectorize:
-            batch_values = list(batch_values)
-            if training and batch_values[0].shape[0] is None:  # meta-training feeds meta_batch_size tasks
-                batch_values = [tf.ensure_shape(b, [experiment.meta_batch_size] + b.shape.as_list()[1:])
-                                for b in batch_values]
-                experiment.fixed_task_count = True  # checked on every feed (check_training_feed)
-            tasks = tf.shape(batch_values[0])[0] if batch_values[0].shape[0] is None else batch_values[0].shape[0]
-            group = vectorized_group(tasks, parallel_iterations)
+        if vectorize:
             try:
-                if group == 1:
-                    raise VectorizationError(f"parallel_iterations={parallel_iterations} allows no two of the "
-                                             f"{tasks} tasks at once in equal groups: the tasks are mapped.")
-                outputs = vectorized_tasks(body, batch_values, tasks, group, output_dtypes)
+                outputs, concurrent = _vectorized_map(experiment, body, batch_values, training, parallel_iterations,
+                                                      memory_budget_gb, output_dtypes)
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))
-                warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {error}",
-                              VectorizationWarning, stacklevel=2)
+                warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {error}", VectorizationWarning,
+                              stacklevel=2)
             else:
                 if report is not None:
-                    report.update(activation_bytes=sizes[-1], concurrent_tasks=group or tasks, vectorized=True)
+                    report.update(activation_bytes=sizes[-1], concurrent_tasks=concurrent, vectorized=True)
                 return outputs
         body = tf.autograph.experimental.do_not_convert(body)
         outputs = list(tf.map_fn(body, list(batch_values), fn_output_signature=signature,

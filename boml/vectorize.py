@@ -22,25 +22,37 @@ try:  # private TensorFlow API, see boml.vectorize_rules
 except ImportError:  # pragma: no cover - depends on the TensorFlow build
     _loops = None
 
-__all__ = ["VectorizationError", "vectorized_tasks"]
+__all__ = ["VectorizationError", "vectorized_group", "vectorized_tasks"]
 
 
 class VectorizationError(BOMLError):
     """The task body cannot be vectorized; the task map runs it with ``tf.map_fn`` instead."""
 
 
-def vectorized_tasks(body, elements, tasks, group_size=None, output_dtypes=None):
+def vectorized_group(tasks, parallel_iterations):
+    """Tasks the vectorized map computes at once: the largest divisor of ``tasks`` up to ``parallel_iterations``.
+
+    Returns:
+        None (all at once) when ``parallel_iterations`` is None or at least ``tasks``, or when
+        ``tasks`` is only known at run time; else the group size (1: no two tasks together).
+    """
+    if parallel_iterations is None or not isinstance(tasks, int) or parallel_iterations >= tasks:
+        return None
+    return max(size for size in range(1, parallel_iterations + 1) if tasks % size == 0)
+
+
+def vectorized_tasks(body, elements, tasks, output_dtypes, group_size=None):
     """``body`` applied to every task's slice of ``elements``, vectorized over the tasks.
 
     Args:
         body: ``list of per-task tensors -> list of tensors`` (one task's outputs).
         elements: tensors with a leading task axis.
         tasks: the number of tasks (the length of the task axis; an int or a scalar tensor).
+        output_dtypes: the dtypes of ``body``'s outputs.
         group_size: tasks computed at once, in consecutive groups (a ``tf.map_fn`` over the
             groups, each group vectorized): ``tasks`` must be a multiple of it. None, or at
             least ``tasks``: all tasks at once. Memory grows with the group, kernel launches
             shrink with it.
-        output_dtypes: the dtypes of ``body``'s outputs (needed with groups).
 
     Returns:
         The list of ``body``'s outputs, each with a leading task axis.

@@ -65,8 +65,8 @@ def _dimensions(tensor):
 def _channels_side_by_side(stacked, tasks):
     """``[tasks, N, H, W, C] -> [N, H, W, tasks * C]`` (task ``b``'s channel ``c`` at ``b * C + c``).
 
-    Also ``[tasks, kh, kw, C, F] -> [kh, kw, C, tasks * F]`` for filters. The sizes are
-    explicit (no ``-1``), so that an empty group of tasks keeps its shape.
+    Also ``[tasks, kh, kw, C, F] -> [kh, kw, C, tasks * F]`` for filters; a pure reshape when
+    ``N = H = W = 1``.
     """
     a, b, c, channels = _dimensions(stacked)[1:]
     if a == b == c == 1:
@@ -122,18 +122,17 @@ def _output_channels(pfor_input, fallback):
     return size[-1] if size and size[-1] is not None else fallback()
 
 
-def _grouped(op, groups, inputs, split_axes, sizes=None, **attributes):
-    """``op`` over ``groups`` channel groups: one grouped kernel, or (float64) one kernel per group."""
+def _grouped(op, groups, inputs, sizes=None, **attributes):
+    """``op`` over ``groups`` channel groups: one grouped kernel, or (float64) one kernel per group.
+
+    ``inputs`` are side by side (groups along the last axis); ``sizes``, for a derivative, are
+    the grouped result's sizes.
+    """
     if inputs[0].dtype != tf.float64:
-        return op(*inputs, sizes, **attributes) if sizes is not None else op(*inputs, **attributes)
-    parts = [tf.split(t, groups, axis=axis) for t, axis in zip(inputs, split_axes)]
-    outputs = []
-    for pieces in zip(*parts):
-        if sizes is None:
-            outputs.append(op(*pieces, **attributes))
-        else:
-            outputs.append(op(*pieces, tf.concat([sizes[:3], sizes[3:] // groups], 0), **attributes))
-    return tf.concat(outputs, axis=-1)
+        return op(*inputs, *([] if sizes is None else [sizes]), **attributes)
+    per_group = [] if sizes is None else [tf.concat([sizes[:3], sizes[3:] // groups], 0)]
+    parts = [tf.split(t, groups, axis=-1) for t in inputs]
+    return tf.concat([op(*pieces, *per_group, **attributes) for pieces in zip(*parts)], axis=-1)
 
 
 def _conv2d(pfor_input):
@@ -144,7 +143,7 @@ def _conv2d(pfor_input):
     images, filters = pfor_input.stacked_input(0), pfor_input.stacked_input(1)
     tasks = _tasks(pfor_input)
     result = _grouped(lambda x, f, **a: tf.nn.conv2d(x, f, **a), tasks,
-                      [_LAYOUT.side_by_side(images, tasks), _LAYOUT.side_by_side(filters, tasks)], [-1, -1],
+                      [_LAYOUT.side_by_side(images, tasks), _LAYOUT.side_by_side(filters, tasks)],
                       **_attributes(pfor_input))
     channels = _output_channels(pfor_input, lambda: _dimensions(filters)[-1])
     return [_LAYOUT.tasks_first(result, tasks, channels)]
@@ -164,7 +163,7 @@ def _grouped_derivative(pfor_input, operands, sizes_index, kernel, channels):
     tasks = _tasks(pfor_input)
     sizes = pfor_input.unstacked_input(sizes_index)
     tensors = [pfor_input.stacked_input(i) for i in operands]
-    result = _grouped(kernel, tasks, [_LAYOUT.side_by_side(t, tasks) for t in tensors], [-1, -1],
+    result = _grouped(kernel, tasks, [_LAYOUT.side_by_side(t, tasks) for t in tensors],
                       tf.concat([sizes[:3], sizes[3:] * tasks], 0), **_attributes(pfor_input))
     return [_LAYOUT.tasks_first(result, tasks, _output_channels(pfor_input, lambda: channels(tensors)))]
 
@@ -185,6 +184,13 @@ def _conv2d_filter_gradient(pfor_input):
     return _grouped_derivative(pfor_input, (0, 2), 1,
                                lambda x, g, s, **a: tf.nn.conv2d_backprop_filter(x, s, g, **a),
                                lambda tensors: _dimensions(tensors[1])[-1])
+
+
+def _tasks(pfor_input):
+    """The number of tasks converted at once (a Python int when static)."""
+    length = pfor_input.pfor.loop_len_vector
+    static = tf.get_static_value(length)
+    return int(static[0]) if static is not None else length[0]
 
 
 def _static_tasks(pfor_input):
@@ -284,8 +290,8 @@ def _reduction(pfor_input):
 def _reshape(pfor_input):
     """``Reshape`` that keeps the per-task shape (a gradient's no-op reshape): the tensor as it is."""
     tensor, stacked, _ = pfor_input.input(0)
-    if stacked and _LAYOUT.knows(tensor) and _per_task_shape(pfor_input.op.outputs[0]) == _per_task_shape(
-            pfor_input.op.inputs[0]) is not None:
+    shape = _per_task_shape(pfor_input.op.inputs[0])
+    if stacked and _LAYOUT.knows(tensor) and shape is not None and _per_task_shape(pfor_input.op.outputs[0]) == shape:
         return [_pfor.wrap(tensor, True)]
     return _STOCK[pfor_input.op_type](pfor_input)
 
@@ -318,13 +324,6 @@ def _bias_gradient(pfor_input):
         return _STOCK[pfor_input.op_type](pfor_input)
     sums = tf.reduce_sum(_LAYOUT.side_by_side(tensor, tasks), [0, 1, 2])
     return [_pfor.wrap(tf.reshape(sums, [tasks, shape[3]]), True)]
-
-
-def _tasks(pfor_input):
-    """The number of tasks converted at once (a Python int when static)."""
-    length = pfor_input.pfor.loop_len_vector
-    static = tf.get_static_value(length)
-    return int(static[0]) if static is not None else length[0]
 
 
 _ELEMENTWISE = ("AddV2", "Add", "Sub", "Mul", "RealDiv", "Neg", "Square", "SquaredDifference", "AddN", "Relu",

@@ -11,8 +11,7 @@ import tensorflow.compat.v1 as tf
 import bilevel_toys as toys
 import boml
 from boml.errors import InvalidArgumentError, ShapeError, VectorizationWarning
-from boml.task import vectorized_group
-from boml.vectorize import VectorizationError, vectorized_tasks
+from boml.vectorize import VectorizationError, vectorized_group, vectorized_tasks
 
 TASKS = 3
 
@@ -49,7 +48,7 @@ def _convolution_case(dtype, shared, tasks=TASKS):
 @pytest.mark.parametrize("shared", [False, True], ids=["per-task images", "shared images"])
 def test_per_task_filter_convolutions_and_their_derivatives_match_the_map(fresh_graph, dtype, rtol, shared):
     elements, feed, body = _convolution_case(dtype, shared)
-    vectorized = vectorized_tasks(body, elements, TASKS)
+    vectorized = vectorized_tasks(body, elements, TASKS, [dtype] * 5)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 5)
     with tf.Session() as session:
         got, expected = session.run([vectorized, mapped], feed)
@@ -106,7 +105,7 @@ def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_
     values = [rand.randn(TASKS, 2, 7, 7, 2), rand.randn(TASKS, 3, 3, 2, 5), rand.randn(TASKS, 5), rand.randn(TASKS, 5)]
     elements = [tf.constant(v, dtype) for v in values]
     body = _side_by_side_chain(dtype)
-    vectorized = vectorized_tasks(body, elements, TASKS)
+    vectorized = vectorized_tasks(body, elements, TASKS, [dtype] * 6)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 6)
     with tf.Session() as session:
         got, expected = session.run([vectorized, mapped])
@@ -129,7 +128,7 @@ def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
     values = [rand.randn(4, 2, 7, 7, 2), rand.randn(4, 3, 3, 2, 5), rand.randn(4, 2, 4, 4, 5)]
     elements = [tf.constant(v) for v in values]
     body = _convolution_body(None)
-    grouped = vectorized_tasks(body, elements, 4, group_size=2, output_dtypes=[tf.float64] * 5)
+    grouped = vectorized_tasks(body, elements, 4, [tf.float64] * 5, group_size=2)
     mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float64] * 5)
     assert any(op.type in ("While", "StatelessWhile") and "task_groups" in op.name
                for op in fresh_graph.get_operations())
@@ -137,19 +136,19 @@ def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
         for a, b in zip(*session.run([grouped, mapped])):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
     with pytest.raises(VectorizationError, match="groups of 3"):
-        vectorized_tasks(body, elements, 4, group_size=3, output_dtypes=[tf.float64] * 5)
+        vectorized_tasks(body, elements, 4, [tf.float64] * 5, group_size=3)
 
 
 def test_a_dynamic_task_count_is_vectorized_in_float32_and_refused_in_float64(fresh_graph):
     elements, feed, body = _convolution_case(tf.float32, False, tasks=None)
-    outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0])
+    outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0], [tf.float32] * 5)
     mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float32] * 5)
     with tf.Session() as session:
         for a, b in zip(*session.run([outputs, mapped], feed)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
     elements, _, body = _convolution_case(tf.float64, False, tasks=None)
     with pytest.raises(VectorizationError, match="cannot be vectorized"):
-        vectorized_tasks(body, elements, tf.shape(elements[0])[0])
+        vectorized_tasks(body, elements, tf.shape(elements[0])[0], [tf.float64] * 5)
 
 
 def test_errors_of_the_body_itself_are_not_taken_for_vectorization_failures(fresh_graph):
@@ -157,7 +156,7 @@ def test_errors_of_the_body_itself_are_not_taken_for_vectorization_failures(fres
         raise InvalidArgumentError("the body's own error")
 
     with pytest.raises(InvalidArgumentError, match="the body's own error"):
-        vectorized_tasks(body, [tf.zeros([TASKS, 2])], TASKS)
+        vectorized_tasks(body, [tf.zeros([TASKS, 2])], TASKS, [tf.float32])
 
 
 @pytest.fixture
