@@ -16,7 +16,7 @@ the workflow's path (``boml.workflow.model.build_model`` + the trainer's
     python benchmarks/compare.py                       # MAML and FMAML, 7 alternating pairs each
     python benchmarks/compare.py --quick               # meta-batch 4, T 2, 3 pairs (a smoke run)
     python benchmarks/compare.py --algorithms MAML --repeats 9 --no-subprocess --sampling
-    python benchmarks/compare.py --vectorize           # boml with vectorize_tasks=True
+    python benchmarks/compare.py --vectorize true      # boml with vectorize_tasks=True (default: auto)
 """
 import argparse
 import json
@@ -37,6 +37,7 @@ from boml.memory import peak_memory_mb  # noqa: E402
 from maml_reference import build_reference  # noqa: E402
 from maml_step import build_boml  # noqa: E402
 
+VECTORIZE = {"auto": "auto", "true": True, "false": False}
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 
 
@@ -53,7 +54,8 @@ class System:
                                               image_shape=(28, 28, 1), seed=0)
                 boml_ho, ex = build_boml(algorithm, dataset, args.meta_batch, args.T, args.parallel_iterations,
                                          ll_options=_ll_options(args),
-                                         ul_options={"vectorize_tasks": True} if args.vectorize else None)
+                                         ul_options={"vectorize_tasks": VECTORIZE[args.vectorize]})
+                self.task_map = boml_ho.outergradient.task_maps[0]
                 rand = np.random.RandomState(0)
                 feeds = ex.feed_dicts(dataset.train.generate_batch(args.meta_batch, rand=rand))
                 self.step = lambda: boml_ho.run(*feeds, session=self.session)
@@ -96,6 +98,11 @@ def child(args):
 
 def alternate(algorithm, args):
     systems = [System("boml", algorithm, args), System("reference", algorithm, args)]
+    task_map = systems[0].task_map
+    print(f"{algorithm}: boml's task map: " + (f"vectorized, {task_map['concurrent_tasks']} tasks at once"
+                                               if task_map["vectorized"] else
+                                               f"tf.map_fn ({task_map.get('vectorization_error', 'not vectorized')})")
+          + f"; {task_map['activation_bytes'] / 2 ** 30:.3f} GB of estimated activations per task")
     for system in systems:  # first (slow) meta-iterations
         system.timed()
         system.timed()
@@ -123,8 +130,7 @@ def subprocess_figures(algorithm, args):
                    "--parallel-iterations", str(args.parallel_iterations)]
         if args.while_loop_threshold is not None:
             command += ["--while-loop-threshold", str(args.while_loop_threshold)]
-        if args.vectorize:
-            command.append("--vectorize")
+        command += ["--vectorize", args.vectorize]
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[kind] = json.loads(out.strip().splitlines()[-1])
         r = results[kind]
@@ -189,7 +195,8 @@ def main():
     parser.add_argument("--parallel-iterations", type=int, default=32)
     parser.add_argument("--while-loop-threshold", type=int, default=None,
                         help="Simple's while_loop_threshold (default: the library's)")
-    parser.add_argument("--vectorize", action="store_true", help="boml with vectorize_tasks=True (boml.vectorize)")
+    parser.add_argument("--vectorize", choices=sorted(VECTORIZE), default="auto",
+                        help="boml's vectorize_tasks (boml.vectorize; default: auto, the library's default)")
     parser.add_argument("--quick", action="store_true", help="meta-batch 4, T 2, 3 pairs")
     parser.add_argument("--no-subprocess", action="store_true", help="skip build / first-step / RSS subprocesses")
     parser.add_argument("--sampling", action="store_true", help="also measure the episode-sampling share")

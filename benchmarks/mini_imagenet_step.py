@@ -9,7 +9,7 @@ time, the first meta-iteration, the steady-state seconds per meta-iteration
 
     python benchmarks/mini_imagenet_step.py                         # V1, V2 x MAML, FMAML
     python benchmarks/mini_imagenet_step.py --model V2 --algorithm MAML --steps 3
-    python benchmarks/mini_imagenet_step.py --model V1 --vectorize        # vectorize_tasks=True
+    python benchmarks/mini_imagenet_step.py --model V1 --vectorize true   # vectorize_tasks=True (default: auto)
 """
 import argparse
 import json
@@ -25,6 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 ALGORITHMS = {"MAML": {}, "FMAML": {"first_order": True}}
 MODELS = ("V1", "V2")
 
+
+VECTORIZE = {"auto": "auto", "true": True, "false": False}
 
 def run_one(args):
     """Builds and times one configuration; returns a dict of measurements."""
@@ -48,7 +50,7 @@ def run_one(args):
     inner_grad = boml_ho.ll_problem(inner_objective, learning_rate=0.01, T=args.T, experiment=ex,
                                     var_list=ex.model.var_list, **ALGORITHMS[args.algorithm])
     boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=args.parallel_iterations,
-                       task_memory_budget=args.task_memory_budget, vectorize_tasks=args.vectorize,
+                       task_memory_budget=args.task_memory_budget, vectorize_tasks=VECTORIZE[args.vectorize],
                        meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
     boml_ho.aggregate_all()
     build = time.perf_counter() - start
@@ -96,7 +98,8 @@ def parse_args(argv=None):
     parser.add_argument("--task-memory-budget", type=lambda text: None if text.lower() == "none" else float(text),
                         default=None, help="GB of estimated task activations computed at once (default none: "
                                            "no budget; 8 runs V2's tasks one at a time)")
-    parser.add_argument("--vectorize", action="store_true", help="vectorize_tasks=True (boml.vectorize)")
+    parser.add_argument("--vectorize", choices=sorted(VECTORIZE), default="auto",
+                        help="vectorize_tasks (boml.vectorize; default: auto, the library's default)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
     return parser.parse_args(argv)
@@ -111,7 +114,7 @@ def main(argv=None):
                    f"--shots={args.shots}", f"--queries={args.queries}", f"--steps={args.steps}",
                    f"--parallel-iterations={args.parallel_iterations}",
                    f"--task-memory-budget={args.task_memory_budget}", f"--intra-threads={args.intra_threads}",
-                   f"--inter-threads={args.inter_threads}"] + (["--vectorize"] if args.vectorize else [])
+                   f"--inter-threads={args.inter_threads}", f"--vectorize={args.vectorize}"]
     print(f"MiniImageNet-size synthetic episodes: {args.ways}-way {args.shots}-shot, {args.queries} queries, "
           f"84x84x3, meta-batch {args.meta_batch}, T={args.T}, median of {args.steps} timed iterations")
     print(f"{'model':5} {'algorithm':9} {'network':38} {'meta-params':>11} {'build s':>8} {'first s':>8} "

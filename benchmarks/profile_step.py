@@ -6,7 +6,8 @@ exceeds the wall time, so read the shares, not the totals. The derivative order
 of an op is the number of ``gradients`` scopes in its name (0: forward, 1: the
 inner gradient or the meta-gradient of the forward, 2: second derivatives).
 
-    python benchmarks/profile_step.py [--algorithm MAML] [--meta-batch 32] [--T 5] [--top 25] [--vectorize]
+    python benchmarks/profile_step.py [--algorithm MAML] [--meta-batch 32] [--T 5] [--top 25] \
+        [--vectorize auto|true|false]
 """
 import argparse
 import collections
@@ -24,6 +25,8 @@ import boml  # noqa: E402
 from maml_reference import build_reference  # noqa: E402
 from maml_step import build_boml  # noqa: E402
 
+
+VECTORIZE = {"auto": "auto", "true": True, "false": False}
 
 def _op_type(node_stats):
     # timeline_label is "name = Type(inputs)"
@@ -52,14 +55,15 @@ def main():
     parser.add_argument("--T", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--traces", type=int, default=2, help="traced meta-iterations (summed)")
-    parser.add_argument("--vectorize", action="store_true", help="boml with vectorize_tasks=True")
+    parser.add_argument("--vectorize", choices=sorted(VECTORIZE), default="auto",
+                        help="boml's vectorize_tasks (boml.vectorize; default: auto, the library's default)")
     args = parser.parse_args()
     tf.disable_eager_execution()
     if args.system == "boml":
         dataset = boml.meta_synthetic(num_classes=5, examples_train=1, examples_test=15, image_shape=(28, 28, 1),
                                       seed=0)
         boml_ho, ex = build_boml(args.algorithm, dataset, args.meta_batch, args.T,
-                                 ul_options={"vectorize_tasks": True} if args.vectorize else None)
+                                 ul_options={"vectorize_tasks": VECTORIZE[args.vectorize]})
         feeds = ex.feed_dicts(dataset.train.generate_batch(args.meta_batch, rand=np.random.RandomState(0)))
     else:
         train, feed = build_reference(args.meta_batch, args.T, "fused", args.algorithm == "FMAML")

@@ -40,6 +40,13 @@ def parse_bool(text):
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false, yes/no, 1/0); received {text!r}")
 
 
+def parse_optional_bool(text):
+    """``parse_bool``, and ``"auto"`` / ``"none"`` to None (the field's automatic choice)."""
+    if str(text).strip().lower() in ("auto", "none"):
+        return None
+    return parse_bool(text)
+
+
 def _number(kind, minimum=None, strict=False, allow_none=False, maximum=None):
     def convert(text):
         if allow_none and str(text).lower() in ("none", "null"):
@@ -76,8 +83,10 @@ def _add_field(group, field):
     kind, optional = field_type(field)
     flags = [f"--{field.name}", *field.metadata["flags"]]
     if kind is bool:
-        group.add_argument(*flags, dest=field.name, nargs="?", const=True, default=None, type=parse_bool,
-                           metavar="true|false", help=_help(field) + f"; --no-{field.name} for false")
+        group.add_argument(*flags, dest=field.name, nargs="?", const=True, default=None,
+                           type=parse_optional_bool if optional else parse_bool,
+                           metavar="auto|true|false" if optional else "true|false",
+                           help=_help(field) + f"; --no-{field.name} for false")
         group.add_argument(f"--no-{field.name}", f"--no_{field.name}", dest=field.name, action="store_false",
                            default=None, help=argparse.SUPPRESS)
         return

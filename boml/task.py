@@ -141,30 +141,79 @@ def concurrent_tasks(limit, per_task_bytes, budget_gb):
     return max(1, min(limit, int(budget_gb * 2 ** 30 // per_task_bytes)))
 
 
+#: ``vectorize_tasks="auto"`` vectorizes only groups of tasks whose estimated activations
+#: (``activation_bytes`` per task times the group) stay under this many GB: small tasks, whose
+#: kernels are too small to fill the cores one task at a time. Measured here (docs/performance.rst):
+#: the Omniglot conv-4 (0.18 GB per MAML task) runs in groups of 8 at 0.72x the map's time; the
+#: MiniImageNet conv-4 (2.97 GB per MAML task) ran 1.6x slower vectorized, so it keeps the map.
+AUTO_VECTORIZE_GB = 2.0
+
+
+class _Regroup(Exception):
+    """Raised from the traced body when its activation estimate asks for another group size."""
+
+    def __init__(self, group):
+        super().__init__(group)
+        self.group = group
+
+
 def _vectorized_map(experiment, body, batch_values, training, parallel_iterations, memory_budget_gb,
-                    output_dtypes):
+                    output_dtypes, sizes, automatic):
     """The task map vectorized (``boml.vectorize``): ``(outputs, tasks computed at once)``.
 
-    Meta-training maps get a static task axis of ``experiment.meta_batch_size``, which
-    ``experiment.check_training_feed`` then enforces (``fixed_task_count``).
+    The group is the largest divisor of the tasks up to ``parallel_iterations`` whose estimated
+    activations (``sizes[-1]`` per task, measured when the body is traced) fit the memory budget
+    and, when ``automatic``, ``AUTO_VECTORIZE_GB``. The body is traced with the group that
+    ``parallel_iterations`` allows; when the estimate asks for a smaller one, that trace is
+    abandoned and the body is traced once more (an abandoned trace of all the tasks at once stays
+    in the graph, unused: tracing it inside a loop, where it would vanish, made float64 bodies
+    lose static shapes and run several times slower). Meta-training maps get a static task axis of ``experiment.meta_batch_size``,
+    which ``experiment.check_training_feed`` then enforces (``fixed_task_count``).
 
     Raises:
-        VectorizationError: a memory budget is given, ``parallel_iterations`` allows no two
-            tasks together, or the body cannot be vectorized (the caller maps the tasks).
+        VectorizationError: no two tasks can be computed together (``parallel_iterations``, or
+            the estimate against the budgets), or the body cannot be vectorized (the caller maps
+            the tasks).
     """
-    if memory_budget_gb is not None:
-        raise VectorizationError(f"task_memory_budget={memory_budget_gb} GB chooses how many tasks run at once "
-                                 f"from the per-task map's estimate; leave it None to vectorize.")
     values = list(batch_values)
     fixed = training and values[0].shape[0] is None
     if fixed:
         values = [tf.ensure_shape(v, [experiment.meta_batch_size] + v.shape.as_list()[1:]) for v in values]
     tasks = values[0].shape[0] if values[0].shape[0] is not None else tf.shape(values[0])[0]
+    budgets = {f"task_memory_budget={memory_budget_gb}": memory_budget_gb}
+    if automatic:
+        budgets[f"vectorize_tasks='auto' (boml.task.AUTO_VECTORIZE_GB={AUTO_VECTORIZE_GB})"] = AUTO_VECTORIZE_GB
+    budgets = {name: gb for name, gb in budgets.items() if gb is not None}
+    if budgets and not isinstance(tasks, int):
+        raise VectorizationError("the number of tasks is only known at run time, so the group cannot be chosen "
+                                 "from the memory estimate.")
     group = vectorized_group(tasks, parallel_iterations)
     if group == 1:
         raise VectorizationError(f"parallel_iterations={parallel_iterations} allows no two of the {tasks} tasks "
                                  f"at once in equal groups.")
-    outputs = vectorized_tasks(body, values, tasks, output_dtypes, group)
+
+    def group_for(per_task_bytes):
+        limit = min(parallel_iterations or tasks, tasks)
+        for budget in budgets.values():
+            limit = concurrent_tasks(limit, per_task_bytes, budget)
+        return vectorized_group(tasks, limit) or tasks
+
+    def checked_body(elements):
+        outputs = body(elements)
+        wanted = group_for(sizes[-1])
+        if wanted != (group or tasks):
+            raise _Regroup(wanted)
+        return outputs
+
+    try:
+        outputs = vectorized_tasks(checked_body if budgets else body, values, tasks, output_dtypes, group)
+    except _Regroup as regroup:
+        group = regroup.group
+        if group == 1:
+            raise VectorizationError(
+                f"one task's activations are estimated at {sizes[-1] / 2 ** 30:.2f} GB, so "
+                f"{' and '.join(budgets)} allows no two tasks at once.") from None
+        outputs = vectorized_tasks(body, values, tasks, output_dtypes, group)
     experiment.fixed_task_count = experiment.fixed_task_count or fixed
     return outputs, group or tasks
 
@@ -192,8 +241,8 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
 
     For an experiment whose placeholders carry a task axis (``meta_batch_size``
     given) the function is traced once inside ``tf.map_fn``, or, with ``vectorize``,
-    traced once and vectorized over the tasks (``boml.vectorize``: every operation
-    runs once for all tasks; the map is kept when a memory budget is given or the
+    traced once and vectorized over groups of tasks (``boml.vectorize``: every operation
+    runs once for a whole group; the map is kept when no two tasks fit a group or the
     body cannot be vectorized); otherwise it is built once on the placeholders
     themselves. Inside ``boml.distributed.replicate``
     the tasks are split into one shard (one ``tf.map_fn``) per worker device.
@@ -208,14 +257,17 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             ``vectorize``, the tasks computed at once (``boml.vectorize.vectorized_group``).
         training: the graph is fed meta-training episodes, whose sizes
             (``experiment.episode_sizes``, when known) are made static.
-        memory_budget_gb: run fewer tasks at once when their estimated activations
-            (``activation_bytes`` of the task body, times the tasks) exceed this many GB
-            (see ``concurrent_tasks``); None: ``parallel_iterations`` tasks.
+        memory_budget_gb: run fewer tasks at once (in the map or in a vectorized group) when
+            their estimated activations (``activation_bytes`` of the task body, times the
+            tasks) exceed this many GB (see ``concurrent_tasks``); None: ``parallel_iterations`` tasks.
         report: optional dict receiving ``"activation_bytes"`` (per task),
             ``"concurrent_tasks"`` (per map) and ``"vectorized"`` (whether the tasks run
             as one set of kernels; else ``"vectorization_error"`` says why not) of a
             batched experiment.
-        vectorize: try the vectorized map first; False (default): ``tf.map_fn``.
+        vectorize: True: try the vectorized map first (a ``VectorizationWarning`` when the
+            map is kept); ``"auto"``: the same for groups whose estimated activations fit
+            ``AUTO_VECTORIZE_GB``, quietly the map otherwise (the report says why); False
+            (default): ``tf.map_fn``.
 
     Returns:
         The list of outputs, each with a leading task axis.
@@ -248,12 +300,13 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         if vectorize:
             try:
                 outputs, concurrent = _vectorized_map(experiment, body, batch_values, training, parallel_iterations,
-                                                      memory_budget_gb, output_dtypes)
+                                                      memory_budget_gb, output_dtypes, sizes, vectorize == "auto")
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))
-                warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {error}", VectorizationWarning,
-                              stacklevel=2)
+                if vectorize is True:
+                    warnings.warn(f"vectorize_tasks: the tasks run in the per-task map. {error}",
+                                  VectorizationWarning, stacklevel=2)
             else:
                 if report is not None:
                     report.update(activation_bytes=sizes[-1], concurrent_tasks=concurrent, vectorized=True)

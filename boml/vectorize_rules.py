@@ -50,16 +50,20 @@ def _attributes(pfor_input):
             "dilations": pfor_input.get_attr("dilations")}
 
 
-def _dimensions(tensor):
-    """The dimensions of ``tensor``: Python ints where static, scalar tensors elsewhere."""
+def _dimensions(tensor, rank):
+    """The ``rank`` dimensions of ``tensor``: Python ints where static, scalar tensors elsewhere."""
     dynamic = None
     dims = []
-    for index, size in enumerate(tensor.shape.as_list()):
+    for index, size in enumerate(tensor.shape.as_list() if tensor.shape.rank is not None else [None] * rank):
         if size is None:
             dynamic = tf.shape(tensor) if dynamic is None else dynamic
             size = dynamic[index]
         dims.append(size)
     return dims
+
+
+def _all_ones(*dimensions):
+    return all(isinstance(d, int) and d == 1 for d in dimensions)
 
 
 def _channels_side_by_side(stacked, tasks):
@@ -68,16 +72,16 @@ def _channels_side_by_side(stacked, tasks):
     Also ``[tasks, kh, kw, C, F] -> [kh, kw, C, tasks * F]`` for filters; a pure reshape when
     ``N = H = W = 1``.
     """
-    a, b, c, channels = _dimensions(stacked)[1:]
-    if a == b == c == 1:
+    a, b, c, channels = _dimensions(stacked, 5)[1:]
+    if _all_ones(a, b, c):
         return tf.reshape(stacked, [1, 1, 1, tasks * channels])
     return tf.reshape(tf.transpose(stacked, [1, 2, 3, 0, 4]), tf.stack([a, b, c, tasks * channels]))
 
 
 def _tasks_first(side_by_side, tasks, channels):
     """Inverse of ``_channels_side_by_side``: ``[a, b, c, tasks * channels] -> [tasks, a, b, c, channels]``."""
-    a, b, c = _dimensions(side_by_side)[:3]
-    if a == b == c == 1:
+    a, b, c = _dimensions(side_by_side, 4)[:3]
+    if _all_ones(a, b, c):
         return tf.reshape(side_by_side, [tasks, 1, 1, 1, channels])
     return tf.transpose(tf.reshape(side_by_side, tf.stack([a, b, c, tasks, channels])), [3, 0, 1, 2, 4])
 
@@ -145,7 +149,7 @@ def _conv2d(pfor_input):
     result = _grouped(lambda x, f, **a: tf.nn.conv2d(x, f, **a), tasks,
                       [_LAYOUT.side_by_side(images, tasks), _LAYOUT.side_by_side(filters, tasks)],
                       **_attributes(pfor_input))
-    channels = _output_channels(pfor_input, lambda: _dimensions(filters)[-1])
+    channels = _output_channels(pfor_input, lambda: _dimensions(filters, 5)[-1])
     return [_LAYOUT.tasks_first(result, tasks, channels)]
 
 
@@ -174,7 +178,7 @@ def _conv2d_input_gradient(pfor_input):
         return _STOCK["Conv2DBackpropInput"](pfor_input)
     return _grouped_derivative(pfor_input, (1, 2), 0,
                                lambda f, g, s, **a: tf.nn.conv2d_backprop_input(s, f, g, **a),
-                               lambda tensors: _dimensions(tensors[0])[-2])
+                               lambda tensors: _dimensions(tensors[0], 5)[-2])
 
 
 def _conv2d_filter_gradient(pfor_input):
@@ -183,7 +187,7 @@ def _conv2d_filter_gradient(pfor_input):
         return _STOCK["Conv2DBackpropFilter"](pfor_input)
     return _grouped_derivative(pfor_input, (0, 2), 1,
                                lambda x, g, s, **a: tf.nn.conv2d_backprop_filter(x, s, g, **a),
-                               lambda tensors: _dimensions(tensors[1])[-1])
+                               lambda tensors: _dimensions(tensors[1], 5)[-1])
 
 
 def _tasks(pfor_input):

@@ -42,6 +42,19 @@ def test_boolean_flags(argv, value):
     assert parse(*argv).learn_lr is value
 
 
+@pytest.mark.parametrize("argv,value", [([], None), (["--vectorize_tasks", "auto"], None),
+                                        (["--vectorize_tasks"], True), (["--vectorize_tasks", "false"], False),
+                                        (["--no-vectorize_tasks"], False)])
+def test_vectorize_tasks_takes_auto_true_or_false(argv, value):
+    assert config_from_args(parse(*argv)).vectorize_tasks is value
+
+
+def test_vectorize_tasks_refuses_another_word(capsys):
+    with pytest.raises(SystemExit):
+        parse("--vectorize_tasks", "sometimes")
+    assert "expected a boolean" in capsys.readouterr().err
+
+
 def test_a_bare_boolean_before_another_flag():
     args = parse("--first_order", "--meta_lr", "0.01")
     assert args.first_order is True and args.meta_lr == 0.01

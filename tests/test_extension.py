@@ -97,11 +97,14 @@ def test_registry_rejects_duplicates_and_non_callables():
     assert registry.get("a")() == 3 and "a" in registry and registry.names() == ["a"]
 
 
-@pytest.mark.parametrize("options", [{}, {"vectorize_tasks": True, "parallel_iterations": 32}],
-                         ids=["map", "vectorized"])
-def test_graph_does_not_grow_with_meta_batch_size(options):
+@pytest.mark.parametrize("options, sizes, vectorized", [
+    ({"vectorize_tasks": False}, (2, 32), False),
+    ({"vectorize_tasks": True, "parallel_iterations": 32}, (2, 32), True),  # all tasks at once
+    ({}, (32, 64), True),  # the default: groups of 16 in a loop over the groups
+], ids=["map", "vectorized", "default"])
+def test_graph_does_not_grow_with_meta_batch_size(options, sizes, vectorized):
     counts = []
-    for meta_batch in (2, 32):
+    for meta_batch in sizes:
         with tf.Graph().as_default() as graph:
             dataset = boml.meta_synthetic(num_classes=2, examples_train=1, examples_test=2, image_shape=(8, 8, 1),
                                           n_classes=(6, 2, 2), examples_per_class=6)
@@ -112,7 +115,7 @@ def test_graph_does_not_grow_with_meta_batch_size(options):
             inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), 0.1, 3, experiment=ex)
             boml_ho.ul_problem(boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_), 0.01, inner_grad,
                                **options)
-            assert boml_ho.outergradient.task_maps[0]["vectorized"] is bool(options)
+            assert boml_ho.outergradient.task_maps[0]["vectorized"] is vectorized
             boml_ho.aggregate_all()
             counts.append(len(graph.get_operations()))
     assert counts[0] == counts[1]

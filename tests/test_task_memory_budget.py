@@ -26,7 +26,10 @@ def test_activation_bytes_counts_static_floating_outputs(fresh_graph):
 
 
 def _meta_gradients(budget):
-    """One batched MAML meta-gradient (4 tasks, 8x8 synthetic) with parallel_iterations=4 and ``budget``."""
+    """One batched MAML meta-gradient (4 tasks, 8x8 synthetic) in the per-task map, parallel_iterations=4, ``budget``.
+
+    (The vectorized map's groups under a budget are tested in tests/test_vectorize.py.)
+    """
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(1)
@@ -40,7 +43,7 @@ def _meta_gradients(budget):
                                         experiment=ex, var_list=ex.model.var_list)
         outer = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
         boml_ho.ul_problem(outer, 1e-3, inner_grad, parallel_iterations=4, task_memory_budget=budget,
-                           meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
+                           vectorize_tasks=False, meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
         grads = [g for g, _ in boml_ho.outergradient.outer_grads_and_vars()]
         task_map = boml_ho.outergradient.task_maps[0]
         loops = [op.get_attr("parallel_iterations") for op in graph.get_operations()

@@ -4,6 +4,8 @@ The two formulations run different kernels (grouped convolutions and batch norm
 over tasks x channels, against one small kernel per task), so their agreement to
 float64 rounding is a check of the vectorization rules, not an identity.
 """
+import collections
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -165,12 +167,12 @@ def dataset():
 
 
 def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=None, T=2, run=True,
-                    parallel_iterations=16):
-    """MAML-family meta-gradients of a conv-4 with batch norm (float64), 3 tasks, ``T`` inner steps."""
-    graph = tf.Graph()
+                    parallel_iterations=16, tasks=TASKS, graph=None):
+    """MAML-family meta-gradients of a conv-4 with batch norm (float64), ``tasks`` tasks, ``T`` inner steps."""
+    graph = graph or tf.Graph()
     with graph.as_default():
         tf.set_random_seed(3)
-        ex = boml.BOMLExperiment(dataset, dtype=dtype, meta_batch_size=TASKS)
+        ex = boml.BOMLExperiment(dataset, dtype=dtype, meta_batch_size=tasks)
         boml_ho = boml.BOMLOptimizer("MetaInit", "Simple", "Simple")
         meta_learner = boml_ho.meta_learner(ex.x, dataset, meta_model="V1", dim_hidden=(4, 4))
         ex.model = boml_ho.base_learner(ex.x, meta_learner)
@@ -184,7 +186,7 @@ def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=
         if not run:
             return boml_ho.outergradient.task_maps[0], None
         feed = {}
-        for part in ex.feed_dicts(dataset.train.generate_batch(TASKS, rand=np.random.RandomState(0))):
+        for part in ex.feed_dicts(dataset.train.generate_batch(tasks, rand=np.random.RandomState(0))):
             feed.update(part)
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())
@@ -206,11 +208,56 @@ def test_maml_meta_gradients_of_a_batch_norm_conv_net_equal_the_map_in_float64(d
         np.testing.assert_allclose(vectorized[name], value, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
 
 
-def test_a_memory_budget_keeps_the_per_task_map_and_says_so(dataset):
-    with pytest.warns(VectorizationWarning, match="task_memory_budget=8"):
-        task_map, _ = _meta_gradients(dataset, True, budget=8, run=False)
-    assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 16  # parallel_iterations
-    assert "leave it None" in task_map["vectorization_error"]
+def _budget_for(tasks_at_once, per_task_bytes):
+    """A task_memory_budget (GB) that admits ``tasks_at_once`` tasks of ``per_task_bytes``, and not one more."""
+    return (tasks_at_once + 0.5) * per_task_bytes / 2 ** 30
+
+
+def test_a_memory_budget_chooses_the_vectorized_group_and_the_numbers_stay(dataset):
+    """4 tasks, a budget for 2 (or 3, which does not divide 4): groups of 2, the same meta-gradients."""
+    per_task = _meta_gradients(dataset, True, run=False, tasks=4)[0]["activation_bytes"]  # all 4 at once
+    task_map, mapped = _meta_gradients(dataset, False, tasks=4)
+    for allowed in (2, 3):
+        graph = tf.Graph()
+        vector_map, vectorized = _meta_gradients(dataset, True, budget=_budget_for(allowed, per_task), tasks=4,
+                                                 graph=graph)
+        assert vector_map["vectorized"] is True and vector_map["concurrent_tasks"] == 2
+        for name, value in mapped.items():
+            np.testing.assert_allclose(vectorized[name], value, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_a_budget_below_two_tasks_keeps_the_per_task_map_and_says_so(dataset):
+    per_task = _meta_gradients(dataset, True, run=False)[0]["activation_bytes"]
+    budget = _budget_for(1, per_task)
+    with pytest.warns(VectorizationWarning, match=f"task_memory_budget={budget} allows no two tasks"):
+        task_map, _ = _meta_gradients(dataset, True, budget=budget, run=False)
+    assert task_map["vectorized"] is False
+    assert f"{per_task / 2 ** 30:.2f} GB" in task_map["vectorization_error"]
+
+
+def test_auto_vectorizes_small_tasks_and_quietly_maps_large_ones(dataset, monkeypatch):
+    import warnings
+
+    import boml.task
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", VectorizationWarning)
+        task_map, _ = _meta_gradients(dataset, "auto", run=False)
+        assert task_map["vectorized"] is True and task_map["concurrent_tasks"] == TASKS
+        monkeypatch.setattr(boml.task, "AUTO_VECTORIZE_GB", 2.5 * task_map["activation_bytes"] / 2 ** 30)
+        task_map, _ = _meta_gradients(dataset, "auto", run=False, tasks=4)
+        assert task_map["vectorized"] is True and task_map["concurrent_tasks"] == 2
+        task_map, _ = _meta_gradients(dataset, "auto", run=False)  # 3 tasks: no group of 2
+    assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 16
+    assert "AUTO_VECTORIZE_GB" in task_map["vectorization_error"]
+
+
+def test_the_default_is_auto(dataset):
+    from boml.upper_iter import BOMLOuterGradSimple
+
+    assert BOMLOuterGradSimple().config.vectorize_tasks == "auto"
+    task_map, _ = _meta_gradients(dataset, "auto", run=False)
+    assert task_map["vectorized"] is True
 
 
 def test_one_task_at_a_time_is_the_map_and_says_so(dataset):
@@ -262,11 +309,11 @@ def test_a_body_with_an_operation_pfor_cannot_convert_runs_in_the_map_with_the_r
     np.testing.assert_allclose(vectorized, mapped, rtol=1e-6)
 
 
-@pytest.mark.parametrize("bad", ["yes", 1, None])
-def test_vectorize_tasks_must_be_a_bool(fresh_graph, bad):
+@pytest.mark.parametrize("bad", ["yes", "Auto", 1, None])
+def test_vectorize_tasks_must_be_auto_or_a_bool(fresh_graph, bad):
     from boml.upper_iter import BOMLOuterGradSimple
 
-    with pytest.raises(InvalidArgumentError, match="vectorize_tasks must be True or False"):
+    with pytest.raises(InvalidArgumentError, match=f"vectorize_tasks must be 'auto', True or False; received {bad!r}"):
         BOMLOuterGradSimple(vectorize_tasks=bad)
 
 

@@ -352,6 +352,16 @@ def test_vectorize_tasks_reaches_the_task_map(fresh_graph, tmp_path):
     model = workflow.build_model(config, workflow.load_dataset(config))
     task_map = model.boml_ho.outergradient.task_maps[0]
     assert task_map["vectorized"] is True and task_map["concurrent_tasks"] == 2
+    with tf.Graph().as_default():  # the default (None): 'auto', small tasks vectorized
+        config = tiny(tmp_path, T=2).validate()
+        assert config.vectorize_tasks is None
+        model = workflow.build_model(config, workflow.load_dataset(config))
+    assert model.boml_ho.outergradient.config.vectorize_tasks == "auto"
+    assert model.boml_ho.outergradient.task_maps[0]["vectorized"] is True
+    with tf.Graph().as_default():
+        config = tiny(tmp_path, T=2, vectorize_tasks=False).validate()
+        model = workflow.build_model(config, workflow.load_dataset(config))
+    assert model.boml_ho.outergradient.task_maps[0]["vectorized"] is False
     with tf.Graph().as_default():
         config = tiny(tmp_path, T=2, vectorize_tasks=True, while_loop_threshold=2).validate()
         with pytest.warns(VectorizationWarning, match="per-task map"):

@@ -40,22 +40,27 @@ class UpperOptions(StrategyOptions):
             meta-batch 4) ``task_memory_budget=8`` runs one task at a time and lowered the peak RSS
             from 10.2 to 5.8 GB, but the meta-iteration took 1.7 times as long (docs/performance.rst).
             The hypergradients do not depend on it.
-        vectorize_tasks: compute ``parallel_iterations`` tasks at once, every operation of the
-            per-task body (derivatives included) once for all of them (``boml.vectorize``):
-            convolutions with per-task filters as grouped convolutions, batch norm over tasks x
-            channels. Same numbers as the per-task map (float64 tests). The group is the largest
-            divisor of the meta-batch up to ``parallel_iterations``; the groups run one after the
-            other. A ``task_memory_budget``, one task at a time, or a body that cannot be
-            vectorized keep the map (``task_maps`` says why, with a ``VectorizationWarning``).
-            A gain for many small tasks (Omniglot conv-4 MAML, meta-batch 32: 0.63x the map's
-            time, 1.9x its memory), a loss for few large ones (MiniImageNet V1, meta-batch 4:
-            1.6x the time). Meta-training feeds must then hold ``meta_batch_size`` tasks (the task
-            axis is static; ``ShapeError`` otherwise). Off by default; docs/performance.rst has the figures.
+        vectorize_tasks: ``"auto"`` (default), True or False. Vectorized, a group of tasks is
+            computed at once, every operation of the per-task body (derivatives included) once
+            for the whole group (``boml.vectorize``): convolutions with per-task filters as
+            grouped convolutions, batch norm over tasks x channels. Same numbers as the
+            per-task map (float64 tests). The group is the largest divisor of the meta-batch
+            up to ``parallel_iterations`` whose estimated activations fit ``task_memory_budget``;
+            the groups run one after the other. ``"auto"`` also keeps each group under
+            ``boml.task.AUTO_VECTORIZE_GB`` (2 GB) and otherwise quietly keeps the per-task map:
+            a gain for many small tasks (Omniglot conv-4 MAML, meta-batch 32: groups of 8,
+            0.72x the map's time, 1.6x its memory), a loss for few large ones (MiniImageNet
+            V1, meta-batch 4: 1.6x the time vectorized), which keep the map. True vectorizes
+            whatever the size, with a ``VectorizationWarning`` when it cannot; False always
+            maps. A body that cannot be vectorized (an inner ``tf.while_loop``, ...) keeps the
+            map (``task_maps`` says why). Vectorized meta-training feeds must hold
+            ``meta_batch_size`` tasks (the task axis is static; ``ShapeError`` otherwise).
+            docs/performance.rst has the figures.
     """
 
     parallel_iterations: int = 16
     task_memory_budget: float = None
-    vectorize_tasks: bool = False
+    vectorize_tasks: object = "auto"
 
     def validate(self, owner):
         value = self.parallel_iterations
@@ -67,9 +72,9 @@ class UpperOptions(StrategyOptions):
             raise InvalidArgumentError(
                 f"{owner}: task_memory_budget must be a positive number of GB or None (no budget); received "
                 f"{budget!r}. Pass for example task_memory_budget=8.")
-        if not isinstance(self.vectorize_tasks, bool):
+        if not (isinstance(self.vectorize_tasks, bool) or self.vectorize_tasks == "auto"):
             raise InvalidArgumentError(
-                f"{owner}: vectorize_tasks must be True or False; received {self.vectorize_tasks!r}.")
+                f"{owner}: vectorize_tasks must be 'auto', True or False; received {self.vectorize_tasks!r}.")
 
 
 class BOMLOuterGrad:

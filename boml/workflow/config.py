@@ -238,9 +238,11 @@ class Config:
     task_memory_budget: Optional[float] = option(
         None, "GB of estimated task activations computed at once: fewer concurrent tasks than parallel_iterations "
         "for big networks, less memory but slower (none: no budget)", (), "system", minimum=0, strict=True)
-    vectorize_tasks: bool = option(
-        False, "compute parallel_iterations tasks of a meta-batch at once, each op once for all of them (grouped "
-        "convolutions): same numbers, faster, more memory; see docs/performance.rst", (), "system")
+    vectorize_tasks: Optional[bool] = option(
+        None, "compute groups of tasks of a meta-batch at once, each op once for a whole group (grouped "
+        "convolutions): same numbers, faster for small tasks, more memory; true: whenever possible, false: never "
+        "(default: auto, vectorized when a group's estimated activations stay under 2 GB; see "
+        "docs/performance.rst)", (), "system")
     while_loop_threshold: int = option(
         16, "Simple and ANIL inner loops (MAML family): from this many inner steps T on, one tf.while_loop "
         "(graph size independent of T), unrolled below it; same numbers either way", (), "system", minimum=1)

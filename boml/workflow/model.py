@@ -98,7 +98,7 @@ def build_model(config: Config, dataset) -> Model:
                        mlr_decay=c.meta_lr_decay_rate, outer_objective_optimizer=c.outer_opt, momentum=c.momentum,
                        meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS),
                        parallel_iterations=c.parallel_iterations, task_memory_budget=c.task_memory_budget,
-                       vectorize_tasks=c.vectorize_tasks,
+                       vectorize_tasks="auto" if c.vectorize_tasks is None else c.vectorize_tasks,
                        meta_lr_schedule=c.meta_lr_schedule, **_schedule_options(c), **_upper_options(c))
     clip = (lambda g: tf.clip_by_value(g, -c.clip_value, c.clip_value)) if c.clip_value > 0 else None
     boml_ho.aggregate_all(gradient_clip=clip)
