@@ -144,7 +144,7 @@ def concurrent_tasks(limit, per_task_bytes, budget_gb):
 #: ``vectorize_tasks="auto"`` vectorizes only groups of tasks whose estimated activations
 #: (``activation_bytes`` per task times the group) stay under this many GB: small tasks, whose
 #: kernels are too small to fill the cores one task at a time. Measured here (docs/performance.rst):
-#: the Omniglot conv-4 (0.18 GB per MAML task) runs in groups of 8 at 0.72x the map's time; the
+#: the Omniglot conv-4 (0.18 GB per MAML task) runs in groups of 8 at 0.72-0.76x plain TensorFlow's time; the
 #: MiniImageNet conv-4 (2.97 GB per MAML task) ran 1.6x slower vectorized, so it keeps the map.
 AUTO_VECTORIZE_GB = 2.0
 
@@ -167,8 +167,9 @@ def _vectorized_map(experiment, body, batch_values, training, parallel_iteration
     ``parallel_iterations`` allows; when the estimate asks for a smaller one, that trace is
     abandoned and the body is traced once more (an abandoned trace of all the tasks at once stays
     in the graph, unused: tracing it inside a loop, where it would vanish, made float64 bodies
-    lose static shapes and run several times slower). Meta-training maps get a static task axis of ``experiment.meta_batch_size``,
-    which ``experiment.check_training_feed`` then enforces (``fixed_task_count``).
+    lose static shapes and run several times slower). Meta-training maps get a static task axis
+    of ``experiment.meta_batch_size``, which ``experiment.check_training_feed`` then enforces
+    (``fixed_task_count``).
 
     Raises:
         VectorizationError: no two tasks can be computed together (``parallel_iterations``, or

@@ -4,8 +4,6 @@ The two formulations run different kernels (grouped convolutions and batch norm
 over tasks x channels, against one small kernel per task), so their agreement to
 float64 rounding is a check of the vectorization rules, not an identity.
 """
-import collections
-
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf

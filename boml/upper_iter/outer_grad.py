@@ -49,7 +49,7 @@ class UpperOptions(StrategyOptions):
             the groups run one after the other. ``"auto"`` also keeps each group under
             ``boml.task.AUTO_VECTORIZE_GB`` (2 GB) and otherwise quietly keeps the per-task map:
             a gain for many small tasks (Omniglot conv-4 MAML, meta-batch 32: groups of 8,
-            0.72x the map's time, 1.6x its memory), a loss for few large ones (MiniImageNet
+            0.72-0.76x plain TensorFlow's time, 1.7x its memory), a loss for few large ones (MiniImageNet
             V1, meta-batch 4: 1.6x the time vectorized), which keep the map. True vectorizes
             whatever the size, with a ``VectorizationWarning`` when it cannot; False always
             maps. A body that cannot be vectorized (an inner ``tf.while_loop``, ...) keeps the
