@@ -181,10 +181,11 @@ def _vectorized_map(experiment, body, batch_values, training, parallel_iteration
     if fixed:
         values = [tf.ensure_shape(v, [experiment.meta_batch_size] + v.shape.as_list()[1:]) for v in values]
     tasks = values[0].shape[0] if values[0].shape[0] is not None else tf.shape(values[0])[0]
-    budgets = {f"task_memory_budget={memory_budget_gb}": memory_budget_gb}
+    budgets = {}  # what bounds the group: its name in messages -> GB
+    if memory_budget_gb is not None:
+        budgets[f"task_memory_budget={memory_budget_gb}"] = memory_budget_gb
     if automatic:
         budgets[f"vectorize_tasks='auto' (boml.task.AUTO_VECTORIZE_GB={AUTO_VECTORIZE_GB})"] = AUTO_VECTORIZE_GB
-    budgets = {name: gb for name, gb in budgets.items() if gb is not None}
     if budgets and not isinstance(tasks, int):
         raise VectorizationError("the number of tasks is only known at run time, so the group cannot be chosen "
                                  "from the memory estimate.")
