@@ -50,8 +50,8 @@ class TaskProgram:
                 local = tf.identity(value, name=_short_name(param))
                 self._meta_local[_ref(param)] = local
                 pairs.append((param, local))
-        with tf.name_scope("state_proxies"):
-            self.state_proxies = [tf.zeros(v.shape, v.dtype.base_dtype, name=_short_name(v))
+        with tf.name_scope("state_proxies"):  # identities: substitution keys must be distinct tensors
+            self.state_proxies = [tf.identity(tf.zeros(v.shape, v.dtype.base_dtype), name=_short_name(v))
                                   for v in self.state_vars]
         pairs.extend(zip(self.state_vars, self.state_proxies))
         self._pairs = pairs

@@ -12,15 +12,20 @@ meta-iteration of small per-task networks costs on a CPU (docs/performance.rst).
 When ``pfor`` is missing or cannot convert an operation of the body, ``vectorized_tasks``
 raises ``VectorizationError`` and the task map keeps ``tf.map_fn``.
 """
+import contextlib
+
 import tensorflow.compat.v1 as tf
 
 from boml.errors import BOMLError
 from boml.vectorize_rules import rules_available, side_by_side_rules
 
 try:  # private TensorFlow API, see boml.vectorize_rules
+    from tensorflow.python.framework import op_callbacks as _op_callbacks
+    from tensorflow.python.framework import ops as _ops
+    from tensorflow.python.framework import tensor_util as _tensor_util
     from tensorflow.python.ops.parallel_for import control_flow_ops as _loops
 except ImportError:  # pragma: no cover - depends on the TensorFlow build
-    _loops = None
+    _loops = _ops = None
 
 __all__ = ["VectorizationError", "vectorized_group", "vectorized_tasks"]
 
@@ -84,6 +89,52 @@ def vectorized_tasks(body, elements, tasks, output_dtypes, group_size=None):
     return [tf.reshape(o, tf.concat([[tasks], tf.shape(o)[2:]], 0)) for o in outputs]
 
 
+#: Constants of at most this many bytes are shared by ``_shared_constants``.
+_SHARED_CONSTANT_BYTES = 256
+
+
+@contextlib.contextmanager
+def _shared_constants():
+    """Within the block, equal small graph constants are one ``Const`` op per graph.
+
+    The traced body and ``pfor``'s conversion of it create about 10,000 constants for the
+    Omniglot MAML meta-iteration, nearly all shapes, axes and permutations, of which about
+    100 differ (docs/performance.rst): creating each op is most of what they cost to build.
+    A constant is shared only where a new one would be created bare (no control
+    dependencies, device, colocation, control-flow context or op callbacks), so the graph
+    computes what it computed; code traced in the block must not use a new constant as a
+    distinct tensor (a substitution key: ``TaskProgram.state_proxies`` are identities).
+    ``ops._create_graph_constant`` is private TensorFlow API: without it the block shares
+    nothing.
+    """
+    create = getattr(_ops, "_create_graph_constant", None)
+    if create is None:  # pragma: no cover - depends on the TensorFlow build
+        yield
+        return
+    shared = {}
+
+    def shared_constant(value, dtype, shape, name, verify_shape, allow_broadcast):
+        graph = _ops.get_default_graph()
+        if (graph._current_control_dependencies() or len(graph._device_function_stack)  # noqa: SLF001
+                or len(graph._colocation_stack) or graph._get_control_flow_context() is not None  # noqa: SLF001
+                or _op_callbacks.should_invoke_op_callbacks()):
+            return create(value, dtype, shape, name, verify_shape, allow_broadcast)
+        proto = _tensor_util.make_tensor_proto(value, dtype=dtype, shape=shape, verify_shape=verify_shape,
+                                                    allow_broadcast=allow_broadcast)
+        if proto.ByteSize() > _SHARED_CONSTANT_BYTES:
+            return create(value, dtype, shape, name, verify_shape, allow_broadcast)
+        key = (graph, proto.SerializeToString(deterministic=True))
+        if key not in shared:
+            shared[key] = create(value, dtype, shape, name, verify_shape, allow_broadcast)
+        return shared[key]
+
+    _ops._create_graph_constant = shared_constant  # noqa: SLF001
+    try:
+        yield
+    finally:
+        _ops._create_graph_constant = create  # noqa: SLF001
+
+
 def _vectorized(body, elements, tasks):
     """``vectorized_tasks`` for one group: every task at once."""
     traced = []
@@ -98,7 +149,7 @@ def _vectorized(body, elements, tasks):
     level = logger.level
     logger.setLevel("CRITICAL")  # pfor logs a failed conversion as an error; the caller reports it once
     try:
-        with side_by_side_rules():
+        with side_by_side_rules(), _shared_constants():
             return list(_loops.pfor(loop_fn, tasks, fallback_to_while_loop=False))
     except (ValueError, TypeError, NotImplementedError, tf.errors.OpError) as error:
         if not traced:  # the body itself failed: not a vectorization problem.

@@ -62,6 +62,11 @@ def _dimensions(tensor, rank):
     return dims
 
 
+def _shape(dimensions):
+    """A shape operand: a plain list (one constant) when every dimension is static, else a ``tf.stack``."""
+    return list(dimensions) if all(isinstance(d, int) for d in dimensions) else tf.stack(dimensions)
+
+
 def _all_ones(*dimensions):
     return all(isinstance(d, int) and d == 1 for d in dimensions)
 
@@ -75,7 +80,7 @@ def _channels_side_by_side(stacked, tasks):
     a, b, c, channels = _dimensions(stacked, 5)[1:]
     if _all_ones(a, b, c):
         return tf.reshape(stacked, [1, 1, 1, tasks * channels])
-    return tf.reshape(tf.transpose(stacked, [1, 2, 3, 0, 4]), tf.stack([a, b, c, tasks * channels]))
+    return tf.reshape(tf.transpose(stacked, [1, 2, 3, 0, 4]), _shape([a, b, c, tasks * channels]))
 
 
 def _tasks_first(side_by_side, tasks, channels):
@@ -83,7 +88,7 @@ def _tasks_first(side_by_side, tasks, channels):
     a, b, c = _dimensions(side_by_side, 4)[:3]
     if _all_ones(a, b, c):
         return tf.reshape(side_by_side, [tasks, 1, 1, 1, channels])
-    return tf.transpose(tf.reshape(side_by_side, tf.stack([a, b, c, tasks, channels])), [3, 0, 1, 2, 4])
+    return tf.transpose(tf.reshape(side_by_side, _shape([a, b, c, tasks, channels])), [3, 0, 1, 2, 4])
 
 
 class _Layout:
@@ -130,11 +135,16 @@ def _grouped(op, groups, inputs, sizes=None, **attributes):
     """``op`` over ``groups`` channel groups: one grouped kernel, or (float64) one kernel per group.
 
     ``inputs`` are side by side (groups along the last axis); ``sizes``, for a derivative, are
-    the grouped result's sizes.
+    the grouped result's sizes (a list of ints when static, else a tensor).
     """
     if inputs[0].dtype != tf.float64:
         return op(*inputs, *([] if sizes is None else [sizes]), **attributes)
-    per_group = [] if sizes is None else [tf.concat([sizes[:3], sizes[3:] // groups], 0)]
+    if sizes is None:
+        per_group = []
+    elif isinstance(sizes, list):
+        per_group = [sizes[:3] + [sizes[3] // groups]]
+    else:
+        per_group = [tf.concat([sizes[:3], sizes[3:] // groups], 0)]
     parts = [tf.split(t, groups, axis=-1) for t in inputs]
     return tf.concat([op(*pieces, *per_group, **attributes) for pieces in zip(*parts)], axis=-1)
 
@@ -167,8 +177,11 @@ def _grouped_derivative(pfor_input, operands, sizes_index, kernel, channels):
     tasks = _tasks(pfor_input)
     sizes = pfor_input.unstacked_input(sizes_index)
     tensors = [pfor_input.stacked_input(i) for i in operands]
-    result = _grouped(kernel, tasks, [_LAYOUT.side_by_side(t, tasks) for t in tensors],
-                      tf.concat([sizes[:3], sizes[3:] * tasks], 0), **_attributes(pfor_input))
+    static = tf.get_static_value(sizes)
+    grouped = (tf.concat([sizes[:3], sizes[3:] * tasks], 0) if static is None or not isinstance(tasks, int)
+               else [int(d) for d in static[:3]] + [int(static[3]) * tasks])
+    result = _grouped(kernel, tasks, [_LAYOUT.side_by_side(t, tasks) for t in tensors], grouped,
+                      **_attributes(pfor_input))
     return [_LAYOUT.tasks_first(result, tasks, _output_channels(pfor_input, lambda: channels(tensors)))]
 
 

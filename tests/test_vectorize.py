@@ -139,6 +139,35 @@ def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
         vectorized_tasks(body, elements, 4, [tf.float64] * 5, group_size=3)
 
 
+def _bare_constant_values(operations):
+    return [(op.get_attr("dtype"), op.get_attr("value").SerializeToString(deterministic=True))
+            for op in operations if op.type == "Const" and not op.control_inputs]
+
+
+def test_the_traced_body_and_its_conversion_create_each_small_constant_once(fresh_graph):
+    elements, _, body = _convolution_case(tf.float32, False)
+    before = len(fresh_graph.get_operations())
+    vectorized_tasks(body, elements, TASKS, [tf.float32] * 5)
+    values = _bare_constant_values(fresh_graph.get_operations()[before:])
+    assert len(values) > 10 and len(set(values)) == len(values)
+
+
+def test_shared_constants_are_only_bare_small_constants_of_one_graph_within_the_block(fresh_graph):
+    from boml.vectorize import _shared_constants
+
+    with _shared_constants():
+        first = tf.constant([1, 2])
+        assert tf.constant([1, 2]) is first
+        assert tf.constant([1, 2], tf.int64) is not first and tf.constant([1.0, 2.0]) is not first
+        with tf.control_dependencies([first.op]):
+            ordered = tf.constant([1, 2])
+        assert ordered is not first and ordered.op.control_inputs == [first.op]
+        assert tf.constant(np.zeros(1000)) is not tf.constant(np.zeros(1000))
+        with tf.Graph().as_default():
+            assert tf.constant([1, 2]).graph is not first.graph
+    assert tf.constant([1, 2]) is not first
+
+
 def test_a_dynamic_task_count_is_vectorized_in_float32_and_refused_in_float64(fresh_graph):
     elements, feed, body = _convolution_case(tf.float32, False, tasks=None)
     outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0], [tf.float32] * 5)
