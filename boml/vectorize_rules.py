@@ -233,15 +233,26 @@ def _batch_norm(pfor_input):
     if (tasks is None or not pfor_input.get_attr("is_training")
             or _text(pfor_input.get_attr("data_format")) != "NHWC"):
         return _STOCK[op_type](pfor_input)
-    pfor_input.stack_inputs()
     images = 2 if op_type == "FusedBatchNormGradV3" else 1  # y_backprop and x, or x
+    pfor_input.stack_inputs(stack_indices=list(range(images)))
     inputs = [_LAYOUT.side_by_side(pfor_input.stacked_input(i), tasks) for i in range(images)]
-    inputs += [tf.reshape(pfor_input.stacked_input(i), [-1]) for i in range(images, pfor_input.num_inputs)]
+    inputs += [_per_channel_side_by_side(pfor_input.input(i), tasks) for i in range(images, pfor_input.num_inputs)]
     outputs = _pfor._create_op(op_type, inputs, [t.dtype for t in pfor_input.outputs],  # noqa: SLF001
                                attrs=pfor_input.op.node_def.attr).outputs
     channels = pfor_input.op.inputs[images - 1].shape.as_list()[-1]
     return ([_LAYOUT.tasks_first(outputs[0], tasks, channels)]
             + [_pfor.wrap(tf.reshape(t, [tasks, -1]), True) for t in outputs[1:]])
+
+
+def _per_channel_side_by_side(wrapped, tasks):
+    """A per-channel batch-norm operand ``[C]`` as ``[tasks * C]``: a task's own, or one shared by all tasks.
+
+    An empty operand (the unused population statistics of training) stays empty.
+    """
+    tensor, stacked, _ = wrapped
+    if stacked:
+        return tf.reshape(tensor, [-1])
+    return tensor if tensor.shape.num_elements() == 0 else tf.tile(tensor, [tasks])
 
 
 def _broadcast_side_by_side(wrapped, per_task, shape, tasks):

@@ -117,7 +117,9 @@ def test_graph_does_not_grow_with_meta_batch_size(options, sizes, vectorized):
                                **options)
             assert boml_ho.outergradient.task_maps[0]["vectorized"] is vectorized
             boml_ho.aggregate_all()
-            counts.append(len(graph.get_operations()))
+            # Constants are left out: the vectorized conversion shares equal small constants, and a
+            # group size that equals some other shape or axis value shares one more of them.
+            counts.append(len([op for op in graph.get_operations() if op.type != "Const"]))
     assert counts[0] == counts[1]
 
 

@@ -72,6 +72,8 @@ def _side_by_side_chain(dtype):
         out = tf.tanh(out * scale[0] - 0.3 * shared)  # a per-task scalar, an unstacked tensor of the same shape
         if dtype == tf.float32:  # the fused kernels have no float64 version
             normed, _, _ = tf.nn.fused_batch_norm(out, scale + 1.0, bias, epsilon=1e-3, is_training=True)
+            shared_scale = tf.constant([1.0, 0.5, 2.0, 1.0, 1.5], dtype)  # per-channel operands of every task
+            normed += tf.nn.fused_batch_norm(out, shared_scale, 0.1 * shared_scale, epsilon=1e-3, is_training=True)[0]
         else:
             mean, variance = tf.nn.moments(out, [0, 1, 2])
             normed = tf.nn.batch_normalization(out, mean, variance, bias, scale + 1.0, 1e-3)
