@@ -124,8 +124,8 @@ def _shared_constants():
         if proto.ByteSize() > _SHARED_CONSTANT_BYTES:
             return create(value, dtype, shape, name, verify_shape, allow_broadcast)
         key = (graph, proto.SerializeToString(deterministic=True))
-        if key not in shared:
-            shared[key] = create(value, dtype, shape, name, verify_shape, allow_broadcast)
+        if key not in shared:  # make_tensor_proto returns a TensorProto as it is: the proto is built once
+            shared[key] = create(proto, dtype, shape, name, verify_shape, allow_broadcast)
         return shared[key]
 
     _ops._create_graph_constant = shared_constant  # noqa: SLF001
