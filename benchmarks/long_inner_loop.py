@@ -10,6 +10,10 @@ filters on 28x28 instead. Simple's inner loop is a ``tf.while_loop`` from
     python benchmarks/long_inner_loop.py --T 100 300 1000
     python benchmarks/long_inner_loop.py --T 100 --threshold 1000   # the unrolled graph, for comparison
     python benchmarks/long_inner_loop.py --T 100 --omniglot --meta-batch 4
+    python benchmarks/long_inner_loop.py --T 100 --omniglot --recompute none sqrt 25   # gradient checkpointing
+
+``--recompute`` lists values of ``recompute_every`` (``none``: keep every step for the reverse pass; an
+integer K or ``sqrt``: keep every K-th state and recompute the segments), each run in its own subprocess.
 """
 import argparse
 import json
@@ -44,7 +48,10 @@ def child(args):
     inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), learning_rate=0.1, T=args.T[0],
                                     experiment=ex, var_list=ex.model.var_list, first_order=args.first_order,
                                     **options)
-    boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
+    recompute = None if args.recompute[0] == "none" else args.recompute[0]
+    recompute = int(recompute) if recompute not in (None, "sqrt") else recompute
+    boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS),
+                       recompute_every=recompute)
     boml_ho.aggregate_all()
     build = time.perf_counter() - start
     graph_def = tf.get_default_graph().as_graph_def()
@@ -60,7 +67,7 @@ def child(args):
             losses = boml_ho.run(*feeds, session=session)
             times.append(time.perf_counter() - start)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
-    print(json.dumps({"T": args.T[0], "build": build, "ops": ops, "first": times[0],
+    print(json.dumps({"T": args.T[0], "recompute": args.recompute[0], "build": build, "ops": ops, "first": times[0],
                       "steady": statistics.median(times[1:]) if args.steps else None, "peak_rss_gb": peak,
                       "parameters": parameters, "finite": bool(np.isfinite(losses["outer_loss"]).all())}))
 
@@ -75,14 +82,16 @@ def main():
     parser.add_argument("--size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2, help="timed meta-iterations after the first")
     parser.add_argument("--first-order", action="store_true")
+    parser.add_argument("--recompute", nargs="+", default=["none"],
+                        help="recompute_every values to run: none, sqrt or a segment length")
     parser.add_argument("--omniglot", action="store_true", help="conv-4 with 64 filters on 28x28")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args)
     print(f"cpus={os.cpu_count()} load average {os.getloadavg()[0]:.2f} (a shared machine)")
-    for T in args.T:
-        command = [sys.executable, os.path.abspath(__file__), "--child", "--T", str(T),
+    for T, recompute in ((T, r) for T in args.T for r in args.recompute):
+        command = [sys.executable, os.path.abspath(__file__), "--child", "--T", str(T), "--recompute", recompute,
                    "--meta-batch", str(args.meta_batch), "--filters", str(args.filters), "--blocks",
                    str(args.blocks), "--size", str(args.size), "--steps", str(args.steps)]
         command += (["--threshold", str(args.threshold)] if args.threshold is not None else [])
@@ -90,7 +99,8 @@ def main():
         out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         steady = "-" if r["steady"] is None else f"{r['steady']:.2f} s"
-        print(f"T={T}: {r['parameters']} task parameters, build {r['build']:.2f} s ({r['ops']} ops incl. function "
+        print(f"T={T}, recompute_every={recompute}: {r['parameters']} task parameters, build {r['build']:.2f} s "
+              f"({r['ops']} ops incl. function "
               f"bodies), first meta-iteration {r['first']:.2f} s, steady {steady}, peak RSS {r['peak_rss_gb']:.2f} GB, "
               f"finite losses {r['finite']}")
 

@@ -10,6 +10,7 @@ time, the first meta-iteration, the steady-state seconds per meta-iteration
     python benchmarks/mini_imagenet_step.py                         # V1, V2 x MAML, FMAML
     python benchmarks/mini_imagenet_step.py --model V2 --algorithm MAML --steps 3
     python benchmarks/mini_imagenet_step.py --model V1 --vectorize true   # vectorize_tasks=True (default: auto)
+    python benchmarks/mini_imagenet_step.py --model V2 --algorithm MAML --recompute-every 1   # gradient checkpointing
 """
 import argparse
 import json
@@ -51,6 +52,7 @@ def run_one(args):
                                     var_list=ex.model.var_list, **ALGORITHMS[args.algorithm])
     boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=args.parallel_iterations,
                        task_memory_budget=args.task_memory_budget, vectorize_tasks=VECTORIZE[args.vectorize],
+                       recompute_every=args.recompute_every,
                        meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
     boml_ho.aggregate_all()
     build = time.perf_counter() - start
@@ -102,7 +104,13 @@ def parse_args(argv=None):
                         help="vectorize_tasks (boml.vectorize; default: auto, the library's default)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
+    parser.add_argument("--recompute-every", type=_recompute, default=None,
+                        help="recompute_every (gradient checkpointing): none (default), sqrt or a segment length")
     return parser.parse_args(argv)
+
+
+def _recompute(text):
+    return None if text.lower() == "none" else text if text == "sqrt" else int(text)
 
 
 def main(argv=None):
@@ -114,7 +122,8 @@ def main(argv=None):
                    f"--shots={args.shots}", f"--queries={args.queries}", f"--steps={args.steps}",
                    f"--parallel-iterations={args.parallel_iterations}",
                    f"--task-memory-budget={args.task_memory_budget}", f"--intra-threads={args.intra_threads}",
-                   f"--inter-threads={args.inter_threads}", f"--vectorize={args.vectorize}"]
+                   f"--inter-threads={args.inter_threads}", f"--vectorize={args.vectorize}",
+                   f"--recompute-every={args.recompute_every}"]
     print(f"MiniImageNet-size synthetic episodes: {args.ways}-way {args.shots}-shot, {args.queries} queries, "
           f"84x84x3, meta-batch {args.meta_batch}, T={args.T}, median of {args.steps} timed iterations")
     print(f"{'model':5} {'algorithm':9} {'network':38} {'meta-params':>11} {'build s':>8} {'first s':>8} "

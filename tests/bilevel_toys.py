@@ -129,8 +129,8 @@ def maml_unroll(x, d, T, lr, first_order=False):
 
 
 def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granularity="element",
-                   optimizer="SGD", outer_method="Simple", **ll_kwargs):
-    """MAML through BOMLOptimizer on the tanh-regression toy."""
+                   optimizer="SGD", outer_method="Simple", ul_options=None, **ll_kwargs):
+    """MAML through BOMLOptimizer on the tanh-regression toy (``ul_options``: keywords of ``ul_problem``)."""
     x = extension.get_outerparameter("x", d["x"])
     theta = tf.get_variable("theta", initializer=tf.zeros([len(d["x"])], tf.float64), trainable=False)
 
@@ -143,7 +143,7 @@ def build_maml_toy(d, T=3, lr=0.2, first_order=False, learn_lr=False, lr_granula
                                     learn_lr=learn_lr, lr_granularity=lr_granularity,
                                     inner_objective_optimizer=optimizer, **ll_kwargs)
     boml_ho.ul_problem(loss(d["Xq"], d["bq"]), 1e-3, inner_grad,
-                       meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS))
+                       meta_param=tf.get_collection(extension.GraphKeys.METAPARAMETERS), **(ul_options or {}))
     return boml_ho, boml_ho.outergradient.outer_grads_and_vars()
 
 

@@ -65,6 +65,10 @@ def test_algorithm_sets_the_triple_and_its_implied_flags():
     ({"while_loop_threshold": 0}, InvalidArgumentError, "while_loop_threshold must be an integer >= 1"),
     ({"task_memory_budget": 0.0}, InvalidArgumentError, "task_memory_budget must be a positive"),
     ({"algorithm": "rhg", "while_loop_threshold": 4}, InvalidArgumentError, "inner_method='Trad' always runs"),
+    ({"recompute_every": "half"}, InvalidArgumentError, "recompute_every must be none"),
+    ({"recompute_every": "0"}, InvalidArgumentError, "recompute_every must be none"),
+    ({"algorithm": "hoag", "recompute_every": "sqrt"}, InvalidArgumentError, "outer_method='Implicit'"),
+    ({"algorithm": "warpgrad", "recompute_every": 4}, InvalidArgumentError, "use_warp"),
 ])
 def test_invalid_configurations_raise_typed_errors(changes, error, match):
     with pytest.raises(error, match=match):
@@ -231,6 +235,12 @@ def test_while_loop_threshold_reaches_the_inner_loop(fresh_graph, tmp_path, thre
     inner = [node.name for function in library for node in function.node_def
              if node.op in ("While", "StatelessWhile") and "lower_dynamics" in node.name]
     assert bool(inner) is looped
+
+
+def test_recompute_every_reaches_the_upper_strategy(fresh_graph, tmp_path):
+    config = tiny(tmp_path, T=2, recompute_every="1").validate()
+    model = workflow.build_model(config, workflow.load_dataset(config))
+    assert model.boml_ho.outergradient.config.recompute_every == 1
 
 
 @pytest.mark.parametrize("algorithm", ["rhg", "bda"])

@@ -20,6 +20,7 @@ evaluation then uses row ``min(t, T) - 1`` of each (a longer evaluation reuses t
 objectives evaluated after step ``t`` (``outer_value(state, t)``) see the replacements of row ``t``.
 """
 import collections
+import math
 
 import tensorflow.compat.v1 as tf
 
@@ -351,6 +352,172 @@ class TaskDynamics:
                           states=states if keep_states else None, slot_states=slot_states if keep_states else None)
 
 
+    # ----------------------------------------------------------------------------- hypergradient
+    def reverse_hypergradients(self, truncate=-1, recompute_every=None):
+        """``dF(x, y_T(x))/dx`` (against ``meta_locals``) back-propagated through the T steps, and ``y_T``.
+
+        Without ``recompute_every`` this is ``tf.gradients`` of ``outer_value(unroll(truncate).final)``:
+        TensorFlow's reverse pass keeps every step's intermediates (memory linear in T). With
+        ``recompute_every=K`` (gradient checkpointing) the forward pass keeps only the state and slots
+        every K steps (the checkpoints ``c_0, c_K, ...``); the reverse pass then recomputes one segment
+        ``c_{j} -> c_{j+K}`` at a time and pulls the adjoint through it::
+
+            a_T = dF/dy_T,   a_j = a_{j+K} d c_{j+K} / d c_j,
+            dF/dx = dF/dx|_direct + sum_j a_{j+K} d c_{j+K} / dx|_{c_j fixed} + a_0 d c_0 / dx
+
+        which is the same sum as the plain reverse pass (Griewank & Walther, "Algorithm 799: revolve",
+        ACM TOMS 2000; Chen et al., "Training Deep Nets with Sublinear Memory Cost", 2016). Memory:
+        about T/K checkpoints plus one segment's intermediates (``K = sqrt(T)`` minimizes it); time: one
+        more forward pass. Each segment is recomputed only once the adjoint of the next one exists, so
+        the segments' intermediates are never alive together.
+
+        Args:
+            truncate: as in ``unroll`` (TRHG: only the last K steps are back-propagated).
+            recompute_every: None, a positive segment length, or ``"sqrt"`` (the square root of the
+                number of back-propagated steps, rounded up).
+
+        Returns:
+            ``(hypergradients, final_state)``: a list aligned with ``meta_locals`` (None where a
+            parameter has no influence) and ``y_T``.
+        """
+        if recompute_every is None:
+            final = self.unroll(truncate=truncate).final
+            return tf.gradients(self.outer_value(final), self.meta_locals), final
+        T = self.T
+        first = T - truncate + 1 if truncate is not None and 0 <= truncate < T else 1
+        every = _segment_length(recompute_every, T - first + 1)
+        python = self._strategy.unroll_in_python
+        y0 = self.initial_state()
+        slots0 = self.initial_slots(y0)
+        state, slots = y0, slots0
+        if first > 1:
+            state, slots = self._constant_steps(state, slots, 1, first - 1, python)
+        state, slots = _stopped(state), _stopped(slots)
+        segments = [(begin + 1, min(begin + every, T)) for begin in range(first - 1, T, every)]
+        if python:
+            final, final_slots, backward = self._python_segments(state, slots, segments)
+        else:
+            final, final_slots, backward = self._looped_segments(state, slots, first, every, len(segments))
+        outer = self.outer_value(final)
+        grads = tf.gradients(outer, self.meta_locals)
+        adjoint = _zeros_for_none(tf.gradients(outer, final), final) + [tf.zeros_like(s) for s in final_slots]
+        adjoint, segment_grads = backward(adjoint)
+        grads = _add(grads, segment_grads)
+        if first == 1:
+            grads = _add(grads, tf.gradients(list(y0) + list(slots0), self.meta_locals, grad_ys=adjoint))
+        return grads, list(final)
+
+    def _segment_adjoint(self, start, adjoint, first, last, python):
+        """Recomputes steps ``first..last`` from ``start`` (state + slots) once ``adjoint`` exists, and pulls
+        ``adjoint`` (of the segment's end) back: ``(adjoint of start, contributions to the hypergradients)``."""
+        with tf.control_dependencies(adjoint):
+            start = [tf.identity(v) for v in start]
+        n = len(self._starts)
+        end_state, end_slots = self._steps(start[:n], start[n:], first, last, python)
+        back = tf.gradients(end_state + end_slots, start + list(self.meta_locals), grad_ys=list(adjoint))
+        return _zeros_for_none(back[:len(start)], start), back[len(start):]
+
+    def _python_segments(self, state, slots, segments):
+        """The checkpoints and backward pass of segments unrolled in Python (a graph linear in T)."""
+        checkpoints = [list(state) + list(slots)]
+        for first, last in segments:
+            new_state, new_slots = self._constant_steps(state, slots, first, last, True)
+            state, slots = new_state, new_slots
+            checkpoints.append(list(state) + list(slots))
+
+        def backward(adjoint):
+            grads = [None] * len(self.meta_locals)
+            for (first, last), start in reversed(list(zip(segments, checkpoints))):
+                adjoint, contribution = self._segment_adjoint(start, adjoint, first, last, True)
+                grads = _add(grads, contribution)
+            return adjoint, grads
+
+        return state, slots, backward
+
+    def _looped_segments(self, state, slots, first, every, count):
+        """The checkpoints and backward pass as two ``tf.while_loop`` over the ``count`` segments of ``every``
+        steps from step ``first`` (the graph does not grow with T): the forward loop writes the start of each
+        segment into ``TensorArray`` s, the backward loop runs the segments in reverse, one at a time."""
+        start = list(state) + list(slots)
+        n, size = len(state), len(start)
+        T = self.T
+
+        def bounds(index):
+            begin = first + index * every
+            return begin, tf.minimum(begin + every - 1, T)
+
+        def forward_body(index, *flat):
+            values, arrays = list(flat[:size]), list(flat[size:])
+            arrays = [a.write(index, v) for a, v in zip(arrays, values)]
+            begin, end = bounds(index)
+            new_state, new_slots = self._constant_steps(values[:n], values[n:], begin, end, False)
+            return [index + 1] + new_state + new_slots + arrays
+
+        arrays = [tf.TensorArray(v.dtype, size=count, element_shape=v.shape) for v in start]
+        result = tf.while_loop(lambda index, *_: index < count, forward_body, [tf.constant(0)] + start + arrays,
+                               maximum_iterations=count, name="recompute_checkpoints")
+        final, arrays = _stopped(result[1:1 + size]), list(result[1 + size:])
+        unused = []
+
+        def backward(adjoint):
+            locals_ = list(self.meta_locals)
+
+            def backward_body(index, *flat):
+                incoming, sums = list(flat[:size]), list(flat[size:])
+                begin, end = bounds(index)
+                checkpoint = [a.read(index) for a in arrays]
+                for value, reference in zip(checkpoint, start):
+                    value.set_shape(reference.shape)
+                outgoing, contribution = self._segment_adjoint(checkpoint, incoming, begin, end, False)
+                unused[:] = [g is None for g in contribution]
+                sums = [total if g is None else total + tf.convert_to_tensor(g) for total, g in zip(sums, contribution)]
+                return [index - 1] + outgoing + sums
+
+            sums = [tf.zeros_like(v) for v in locals_]
+            result = tf.while_loop(lambda index, *_: index >= 0, backward_body,
+                                   [tf.constant(count - 1)] + list(adjoint) + sums, maximum_iterations=count,
+                                   parallel_iterations=1, name="recompute_segments")
+            grads = [None if none else g for none, g in zip(unused, result[1 + size:])]
+            return list(result[1:1 + size]), grads
+
+        return final[:n], final[n:], backward
+
+    def _steps(self, state, slots, first, last, python, constant=False):
+        """Steps ``first..last`` from ``(state, slots)``, unrolled in Python or one ``tf.while_loop``."""
+        def transition(step, current, current_slots):
+            hyper = self.hyperparameters_at(step)
+            return self.apply_direction(step, current, current_slots, self.direction(step, current, hyper), hyper,
+                                        stop_direction=True if constant else None)
+
+        if isinstance(first, int) and isinstance(last, int) and last < first:
+            return list(state), list(slots)
+        if python:
+            for step in range(first, last + 1):
+                state, slots = transition(step, state, slots)
+            return list(state), list(slots)
+        state, slots, _, _ = _while_loop(transition, list(state), list(slots), first, last, False)
+        return state, slots
+
+    def _constant_steps(self, state, slots, first, last, python):
+        state, slots = self._steps(_stopped(state), _stopped(slots), first, last, python, constant=True)
+        return _stopped(state), _stopped(slots)
+
+
+def _stopped(tensors):
+    return [tf.stop_gradient(v) for v in tensors]
+
+
+def _add(first, second):
+    return [a if b is None else b if a is None else a + b for a, b in zip(first, second)]
+
+
+def _segment_length(recompute_every, steps):
+    """The segment length of ``recompute_every`` for ``steps`` back-propagated steps (at least 1)."""
+    if recompute_every == "sqrt":
+        return max(1, math.ceil(math.sqrt(steps)))
+    return int(recompute_every)
+
+
 def _all_layers():
     from boml.setup_model.network_utils import batch_norm_layers
 
@@ -372,8 +539,8 @@ def _while_loop(transition, state, slots, first, last, keep_previous):
         kept = (current + current_slots) if keep_previous else []
         return [step + 1] + list(new_state) + list(new_slots) + kept
 
-    loop_vars = [tf.constant(first)] + list(state) + list(slots) + ((list(state) + list(slots)) if keep_previous
-                                                                    else [])
+    kept = (list(state) + list(slots)) if keep_previous else []
+    loop_vars = [tf.convert_to_tensor(first)] + list(state) + list(slots) + kept
     result = tf.while_loop(lambda step, *_: step <= last, body, loop_vars, maximum_iterations=last - first + 1,
                            name="lower_dynamics")
     if keep_previous:

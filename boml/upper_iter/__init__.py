@@ -1,5 +1,5 @@
 """Upper-level strategies (``outer_method``): Reverse, Simple, Implicit, Darts, Reptile, Forward, MAML++."""
-from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
+from boml.upper_iter.outer_grad import BOMLOuterGrad, RecomputeOptions, UpperOptions
 from boml.upper_iter.reverse import BOMLOuterGradReverse
 from boml.upper_iter.simple import BOMLOuterGradSimple, SimpleOptions
 from boml.upper_iter.implicit import BOMLOuterGradImplicit, ImplicitOptions, conjugate_gradient
@@ -13,4 +13,4 @@ __all__ = ["BOMLOuterGrad", "BOMLOuterGradReverse", "BOMLOuterGradSimple", "BOML
            "BOMLOuterGradDarts", "BOMLOuterGradReptile", "BOMLOuterGradForward", "conjugate_gradient",
            "solve_cg", "neumann_series", "fixed_point_iteration",
            "BOMLOuterGradMAMLPlusPlus", "MAMLPlusPlusOptions",
-           "UpperOptions", "SimpleOptions", "ImplicitOptions", "DartsOptions", "ForwardOptions"]
+           "UpperOptions", "RecomputeOptions", "SimpleOptions", "ImplicitOptions", "DartsOptions", "ForwardOptions"]

@@ -18,7 +18,7 @@ from boml.errors import DetachedOuterParameterError, InvalidArgumentError, Inval
 from boml.strategy_options import StrategyOptions
 from boml.task import map_over_tasks
 
-__all__ = ["BOMLOuterGrad", "UpperOptions", "add_gradients", "gradients_or_none"]
+__all__ = ["BOMLOuterGrad", "UpperOptions", "RecomputeOptions", "add_gradients", "gradients_or_none"]
 
 
 def _dtype(tensor_or_var):
@@ -75,6 +75,32 @@ class UpperOptions(StrategyOptions):
         if not (isinstance(self.vectorize_tasks, bool) or self.vectorize_tasks == "auto"):
             raise InvalidArgumentError(
                 f"{owner}: vectorize_tasks must be 'auto', True or False; received {self.vectorize_tasks!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class RecomputeOptions(UpperOptions):
+    """Options of the strategies that back-propagate through the inner trajectory (``Reverse``, ``Simple``).
+
+    Attributes:
+        recompute_every: gradient checkpointing of the inner trajectory. None (default): the reverse
+            pass keeps every step's intermediates (memory linear in T). K: the forward pass keeps the
+            state every K steps and the reverse pass recomputes each segment of K steps from its
+            checkpoint (about T/K + K steps' memory for one more forward pass of time;
+            ``TaskDynamics.reverse_hypergradients``). ``"sqrt"``: K = ceil(sqrt(T)). The
+            hypergradients do not depend on it; docs/performance.rst has the measured trade.
+    """
+
+    recompute_every: object = None
+
+    def validate(self, owner):
+        super().validate(owner)
+        value = self.recompute_every
+        if value is None or value == "sqrt":
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidArgumentError(
+                f"{owner}: recompute_every must be None (keep every step), a positive segment length or 'sqrt'; "
+                f"received {value!r}. Pass for example recompute_every='sqrt' or recompute_every=32.")
 
 
 class BOMLOuterGrad:

@@ -1,8 +1,6 @@
 """Reverse-mode hypergradient through the lower-level dynamics (RHG, TRHG)."""
-import tensorflow.compat.v1 as tf
-
 from boml import extension
-from boml.upper_iter.outer_grad import BOMLOuterGrad
+from boml.upper_iter.outer_grad import BOMLOuterGrad, RecomputeOptions
 
 
 @extension.register_upper_iter("Reverse")
@@ -18,7 +16,9 @@ class BOMLOuterGradReverse(BOMLOuterGrad):
     computes exactly this sum (the states are kept on the forward pass). With
     ``truncate_iter=K`` only the last K transitions are back-propagated (TRHG);
     ``K >= T`` is the full RHG, ``K = 0`` keeps only the direct term. Any inner
-    optimizer, learned step size and MT-net mask.
+    optimizer, learned step size and MT-net mask. ``recompute_every`` (gradient
+    checkpointing, ``RecomputeOptions``) keeps only every K-th state and recomputes
+    the segments on the reverse pass: the same hypergradient in less memory.
 
     References:
         Franceschi et al., "Forward and Reverse Gradient-Based Hyperparameter
@@ -26,9 +26,9 @@ class BOMLOuterGradReverse(BOMLOuterGrad):
         for Bilevel Optimization", AISTATS 2019.
     """
 
+    Options = RecomputeOptions
     inner_methods = ("Trad", "Aggr")
     supports_truncation = True
 
     def task_hypergradients(self, dynamics):
-        final = dynamics.unroll(truncate=self.truncate_iter).final
-        return tf.gradients(dynamics.outer_value(final), dynamics.meta_locals), final
+        return dynamics.reverse_hypergradients(self.truncate_iter, self.config.recompute_every)

@@ -5,14 +5,14 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import InvalidArgumentError
-from boml.upper_iter.outer_grad import BOMLOuterGrad, UpperOptions
+from boml.upper_iter.outer_grad import BOMLOuterGrad, RecomputeOptions
 
 WARP_OBJECTIVES = ("trajectory", "unrolled")
 
 
 @dataclasses.dataclass(frozen=True)
-class SimpleOptions(UpperOptions):
-    """Options of ``Simple``.
+class SimpleOptions(RecomputeOptions):
+    """Options of ``Simple`` (those of ``RecomputeOptions`` and the following).
 
     Attributes:
         use_warp: the network has WarpGrad warp layers (set by ``meta_learner(use_warp=True)``).
@@ -30,6 +30,10 @@ class SimpleOptions(UpperOptions):
             raise InvalidArgumentError(
                 f"{owner}: warp_objective must be one of {WARP_OBJECTIVES}; received {self.warp_objective!r}."
             )
+        if self.use_warp and self.recompute_every is not None:
+            raise InvalidArgumentError(
+                f"{owner}: recompute_every={self.recompute_every!r} cannot be combined with warp layers: WarpGrad's "
+                f"meta-objectives read every state of the trajectory. Leave recompute_every=None with use_warp=True.")
 
 
 @extension.register_upper_iter("Simple")
@@ -76,10 +80,10 @@ class BOMLOuterGradSimple(BOMLOuterGrad):
     def task_hypergradients(self, dynamics):
         if self.use_warp and self.warp_objective == "trajectory":
             return self._trajectory_hypergradients(dynamics)
-        trajectory = dynamics.unroll(keep_states=self.use_warp)
-        outer = dynamics.outer_value(trajectory.final)
         if not self.use_warp:
-            return tf.gradients(outer, dynamics.meta_locals), trajectory.final
+            return dynamics.reverse_hypergradients(recompute_every=self.config.recompute_every)
+        trajectory = dynamics.unroll(keep_states=True)
+        outer = dynamics.outer_value(trajectory.final)
         objective = tf.add_n([dynamics.outer_value(s) for s in trajectory.states[:-1]] + [outer])
         grads = tf.gradients(objective, dynamics.meta_locals)
         return self._scale_initialization(grads, dynamics), trajectory.final

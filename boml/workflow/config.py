@@ -246,6 +246,10 @@ class Config:
     while_loop_threshold: int = option(
         16, "Simple and ANIL inner loops (MAML family): from this many inner steps T on, one tf.while_loop "
         "(graph size independent of T), unrolled below it; same numbers either way", (), "system", minimum=1)
+    recompute_every: Optional[str] = option(
+        None, "Reverse and Simple (RHG, TRHG, the MAML family): gradient checkpointing of the inner trajectory, "
+        "the reverse pass keeps every K-th state and recomputes the K steps in between (K, or sqrt for "
+        "ceil(sqrt(T))): same numbers, less memory, one more forward pass (none: keep every step)", (), "system")
     prefetch: int = option(2, "training meta-batches sampled ahead in a background thread, same order "
                                 "(0: sample in the loop)", (), "system", minimum=0)
     cluster_spec: Optional[str] = option(None, "shard each meta-batch over the workers of a cluster started with "

@@ -8,7 +8,7 @@ from boml import extension, utils
 from boml.boml_optimizer import BOMLOptimizer
 from boml.load_data import BOMLExperiment
 from boml.workflow.config import Config
-from boml.workflow.validation import takes_while_loop_threshold
+from boml.workflow.validation import recompute_every, takes_while_loop_threshold
 
 @dataclass
 class Model:
@@ -123,13 +123,15 @@ __all__ = ["Model", "build_model"]
 
 def _upper_options(c):
     """The configuration's settings that belong to the chosen upper strategy only (each refuses the others')."""
-    return {"Forward": {"forward_max_dim": c.forward_max_dim},
-            "Implicit": _implicit_options(c),
-            "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
-                       "first_order_iterations": c.first_order_iterations, "learn_step_sizes": c.learn_step_sizes,
-                       "per_step_bn_weights": c.per_step_bn_weights,
-                       "per_step_bn_statistics": c.per_step_bn_statistics,
-                       "bn_momentum": c.bn_momentum}}.get(c.outer_method, {})
+    options = {"Forward": {"forward_max_dim": c.forward_max_dim},
+               "Implicit": _implicit_options(c),
+               "MAML++": {"multi_step_loss": c.multi_step_loss, "msl_anneal_iterations": c.msl_anneal_iterations,
+                          "first_order_iterations": c.first_order_iterations, "learn_step_sizes": c.learn_step_sizes,
+                          "per_step_bn_weights": c.per_step_bn_weights,
+                          "per_step_bn_statistics": c.per_step_bn_statistics,
+                          "bn_momentum": c.bn_momentum}}.get(c.outer_method, {})
+    recompute = recompute_every(c.recompute_every)
+    return options if recompute is None else dict(options, recompute_every=recompute)
 
 
 def _implicit_options(c):

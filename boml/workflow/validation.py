@@ -53,6 +53,28 @@ def _check_range(field, value):
         raise InvalidArgumentError(f"{field.name} must be true or false; received {value!r}.")
 
 
+#: The upper strategies that take ``recompute_every``.
+RECOMPUTING_OUTER_METHODS = ("Reverse", "Simple")
+
+
+def recompute_every(value):
+    """The ``recompute_every`` option of a configuration value: None, ``"sqrt"`` or a positive segment length.
+
+    Raises:
+        InvalidArgumentError: any other value.
+    """
+    if value is None or str(value).strip().lower() == "none":
+        return None
+    text = str(value).strip().lower()
+    if text == "sqrt":
+        return "sqrt"
+    if not isinstance(value, bool) and text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise InvalidArgumentError(
+        f"recompute_every must be none (keep every inner step for the reverse pass), sqrt or a positive segment "
+        f"length K; received {value!r}. Pass for example --recompute_every sqrt or --recompute_every 32.")
+
+
 def validate(c):
     """Checks every field of the resolved configuration ``c`` and returns it.
 
@@ -125,6 +147,16 @@ def validate(c):
             f"'ANIL': the MAML family); inner_method={c.inner_method!r} always runs one tf.while_loop. Received "
             f"while_loop_threshold={c.while_loop_threshold!r}: leave it at {field_default('while_loop_threshold')} "
             f"or choose inner_method 'Simple'.")
+    recompute = recompute_every(c.recompute_every)
+    if recompute is not None and c.outer_method not in RECOMPUTING_OUTER_METHODS:
+        raise InvalidArgumentError(
+            f"recompute_every checkpoints the trajectory that outer_method 'Reverse' or 'Simple' back-propagates "
+            f"through; received recompute_every={c.recompute_every!r} with outer_method={c.outer_method!r}. Leave "
+            f"it unset, or choose one of those (algorithms 'rhg', 'trhg', 'maml', 'fmaml', 'metasgd', 'mtnet').")
+    if recompute is not None and c.use_warp:
+        raise InvalidArgumentError(
+            f"recompute_every={c.recompute_every!r} cannot be combined with use_warp: WarpGrad's meta-objectives "
+            f"read every state of the trajectory. Leave recompute_every unset.")
     if c.proximal_lambda != 1.0 and c.inner_method != "Proximal":
         raise InvalidArgumentError(
             f"proximal_lambda is iMAML's setting; it needs inner_method='Proximal' (algorithm 'imaml'); received "
