@@ -8,6 +8,7 @@ import pytest  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import data_trees  # noqa: E402
+import sessions  # noqa: E402
 
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
@@ -24,7 +25,8 @@ def fresh_graph():
 
 @pytest.fixture
 def session(fresh_graph):
-    with tf.Session(graph=fresh_graph) as sess:
+    """A session on the test's graph, without grappler's rewrites (``sessions.numeric_session``)."""
+    with sessions.numeric_session(graph=fresh_graph) as sess:
         yield sess
 
 

@@ -4,6 +4,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import bilevel_toys as toys
+import sessions
 import boml
 from boml.errors import InvalidArgumentError
 
@@ -16,7 +17,7 @@ def _hypergradients(T, lr=0.3, seed=0, threshold=None, **ll):
         options = {} if threshold is None else {"while_loop_threshold": threshold}
         _, pairs = toys.build_maml_toy(d, T=T, lr=lr, **options, **ll)
         loops = [op for op in graph.get_operations() if op.type in ("While", "StatelessWhile")]
-        with tf.Session(graph=graph) as session:
+        with sessions.numeric_session(graph=graph) as session:
             session.run(tf.global_variables_initializer())
             grads = {v.name.split(":")[0].split("/")[-1]: session.run(g) for g, v in pairs}
     return d, grads, len(loops), len(graph.get_operations())
@@ -89,7 +90,7 @@ def test_batched_conv_network_while_loop_matches_unrolled():
             boml_ho.ul_problem(outer, 0.01, inner_grad,
                                meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
             pairs = boml_ho.outergradient.outer_grads_and_vars()
-            with tf.Session(graph=graph) as session:
+            with sessions.numeric_session(graph=graph) as session:
                 session.run(tf.global_variables_initializer())
                 feed = {**ex.feed_dicts(episodes)[0], **ex.feed_dicts(episodes)[1]}
                 results.append(session.run([g for g, _ in pairs], feed))

@@ -15,6 +15,7 @@ from boml.boml_optimizer import allowed_triples, feature_table
 from boml.upper_iter import BOMLOuterGradSimple
 
 import bilevel_toys as toys
+import sessions
 
 OPTIMIZERS = ("SGD", "Momentum", "Adam")
 VARIANTS = ("plain", "lr", "mask")
@@ -93,7 +94,7 @@ def _evaluate(method, inner, outer, optimizer, variant, T, finite_differences=Tr
         boml_ho, pairs = _build(method, inner, outer, optimizer, variant, T, **kwargs)
         feed = boml_ho.outergradient.feed_dict(0) if hasattr(boml_ho.outergradient, "feed_dict") else {}
         loss = boml_ho.outergradient.outer_losses[0]
-        with tf.Session(graph=graph, config=_ONE_THREAD) as session:
+        with sessions.numeric_session(graph=graph, config=_ONE_THREAD) as session:
             session.run(tf.global_variables_initializer())
             values = session.run({k: g for k, (g, _) in pairs.items()}, feed)
             fd = {k: _finite_differences(session, loss, v, feed) for k, (_, v) in pairs.items()
@@ -110,7 +111,7 @@ def _hypergradients_side_by_side(*configurations):
         for index, (args, kwargs) in enumerate(configurations):
             with tf.variable_scope(f"configuration{index}/"):
                 fetches.append({k: g for k, (g, _) in _build(*args, **kwargs)[1].items()})
-        with tf.Session(graph=graph) as session:
+        with sessions.numeric_session(graph=graph) as session:
             session.run(tf.global_variables_initializer())
             return session.run(fetches)
 

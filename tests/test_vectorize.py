@@ -9,6 +9,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 import bilevel_toys as toys
+import sessions
 import boml
 from boml.errors import InvalidArgumentError, ShapeError, VectorizationWarning
 from boml.vectorize import VectorizationError, vectorized_group, vectorized_tasks
@@ -50,7 +51,7 @@ def test_per_task_filter_convolutions_and_their_derivatives_match_the_map(fresh_
     elements, feed, body = _convolution_case(dtype, shared)
     vectorized = vectorized_tasks(body, elements, TASKS, [dtype] * 5)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 5)
-    with tf.Session() as session:
+    with sessions.numeric_session() as session:
         got, expected = session.run([vectorized, mapped], feed)
     for a, b in zip(got, expected):
         assert a.shape == b.shape
@@ -109,7 +110,7 @@ def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_
     body = _side_by_side_chain(dtype)
     vectorized = vectorized_tasks(body, elements, TASKS, [dtype] * 6)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 6)
-    with tf.Session() as session:
+    with sessions.numeric_session() as session:
         got, expected = session.run([vectorized, mapped])
     for a, b in zip(got, expected):
         np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
@@ -134,7 +135,7 @@ def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
     mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float64] * 5)
     assert any(op.type in ("While", "StatelessWhile") and "task_groups" in op.name
                for op in fresh_graph.get_operations())
-    with tf.Session() as session:
+    with sessions.numeric_session() as session:
         for a, b in zip(*session.run([grouped, mapped])):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
     with pytest.raises(VectorizationError, match="groups of 3"):
@@ -174,7 +175,7 @@ def test_a_dynamic_task_count_is_vectorized_in_float32_and_refused_in_float64(fr
     elements, feed, body = _convolution_case(tf.float32, False, tasks=None)
     outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0], [tf.float32] * 5)
     mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float32] * 5)
-    with tf.Session() as session:
+    with sessions.numeric_session() as session:
         for a, b in zip(*session.run([outputs, mapped], feed)):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
     elements, _, body = _convolution_case(tf.float64, False, tasks=None)
@@ -196,7 +197,7 @@ def dataset():
 
 
 def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=None, T=2, run=True,
-                    parallel_iterations=16, tasks=TASKS, graph=None):
+                    parallel_iterations=16, tasks=TASKS, graph=None, ul_flags=None):
     """MAML-family meta-gradients of a conv-4 with batch norm (float64), ``tasks`` tasks, ``T`` inner steps."""
     graph = graph or tf.Graph()
     with graph.as_default():
@@ -209,7 +210,7 @@ def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=
                                         experiment=ex, var_list=ex.model.var_list, **(ll_flags or {}))
         outer = boml.utils.cross_entropy(ex.model.re_forward(ex.x_).out, ex.y_)
         boml_ho.ul_problem(outer, 1e-3, inner_grad, vectorize_tasks=vectorize, task_memory_budget=budget,
-                           parallel_iterations=parallel_iterations,
+                           parallel_iterations=parallel_iterations, **(ul_flags or {}),
                            meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
         pairs = boml_ho.outergradient.outer_grads_and_vars()
         if not run:
@@ -217,7 +218,7 @@ def _meta_gradients(dataset, vectorize, dtype=tf.float64, ll_flags=None, budget=
         feed = {}
         for part in ex.feed_dicts(dataset.train.generate_batch(tasks, rand=np.random.RandomState(0))):
             feed.update(part)
-        with tf.Session() as session:
+        with sessions.numeric_session() as session:
             session.run(tf.global_variables_initializer())
             values = {v.name: session.run(g, feed) for g, v in pairs}
     return boml_ho.outergradient.task_maps[0], values
@@ -235,6 +236,17 @@ def test_maml_meta_gradients_of_a_batch_norm_conv_net_equal_the_map_in_float64(d
     assert scale > 0
     for name, value in mapped.items():
         np.testing.assert_allclose(vectorized[name], value, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
+
+
+def test_recomputed_segments_of_a_vectorized_batch_norm_conv_net_give_the_plain_meta_gradients(dataset):
+    """Gradient checkpointing (T=2 in segments of 1) inside the vectorized task body, float64."""
+    vector_map, checkpointed = _meta_gradients(dataset, True, ul_flags={"recompute_every": 1})
+    _, plain = _meta_gradients(dataset, True)
+    assert vector_map["vectorized"] is True
+    assert checkpointed.keys() == plain.keys() and len(plain) >= 8
+    scale = max(np.abs(v).max() for v in plain.values())
+    for name, value in plain.items():
+        np.testing.assert_allclose(checkpointed[name], value, rtol=1e-9, atol=1e-12 * scale, err_msg=name)
 
 
 def _budget_for(tasks_at_once, per_task_bytes):
@@ -355,7 +367,7 @@ def test_a_vectorized_meta_training_feed_must_hold_meta_batch_size_tasks(dataset
         boml_ho.aggregate_all()
         assert ex.fixed_task_count
         rand = np.random.RandomState(0)
-        with tf.Session() as session:
+        with sessions.numeric_session() as session:
             session.run(tf.global_variables_initializer())
             losses = boml_ho.run(*ex.feed_dicts(dataset.train.generate_batch(TASKS, rand=rand)), session=session)
             assert np.isfinite(losses["outer_loss"])
