@@ -32,6 +32,7 @@ def child(args):
     import tensorflow.compat.v1 as tf
 
     import boml
+    from boml.workflow.validation import recompute_every
 
     tf.disable_eager_execution()
     size = 28 if args.omniglot else args.size
@@ -48,10 +49,8 @@ def child(args):
     inner_grad = boml_ho.ll_problem(boml.utils.cross_entropy(ex.model.out, ex.y), learning_rate=0.1, T=args.T[0],
                                     experiment=ex, var_list=ex.model.var_list, first_order=args.first_order,
                                     **options)
-    recompute = None if args.recompute[0] == "none" else args.recompute[0]
-    recompute = int(recompute) if recompute not in (None, "sqrt") else recompute
     boml_ho.ul_problem(outer, 1e-3, inner_grad, meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS),
-                       recompute_every=recompute)
+                       recompute_every=recompute_every(args.recompute[0]))
     boml_ho.aggregate_all()
     build = time.perf_counter() - start
     graph_def = tf.get_default_graph().as_graph_def()

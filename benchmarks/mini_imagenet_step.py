@@ -35,6 +35,7 @@ def run_one(args):
     import tensorflow.compat.v1 as tf
 
     import boml
+    from boml.workflow.validation import recompute_every
 
     tf.disable_eager_execution()
     dataset = boml.meta_synthetic(num_classes=args.ways, examples_train=args.shots, examples_test=args.queries,
@@ -52,7 +53,7 @@ def run_one(args):
                                     var_list=ex.model.var_list, **ALGORITHMS[args.algorithm])
     boml_ho.ul_problem(outer_objective, 1e-3, inner_grad, parallel_iterations=args.parallel_iterations,
                        task_memory_budget=args.task_memory_budget, vectorize_tasks=VECTORIZE[args.vectorize],
-                       recompute_every=args.recompute_every,
+                       recompute_every=recompute_every(args.recompute_every),
                        meta_param=tf.get_collection(boml.extension.GraphKeys.METAPARAMETERS))
     boml_ho.aggregate_all()
     build = time.perf_counter() - start
@@ -104,13 +105,9 @@ def parse_args(argv=None):
                         help="vectorize_tasks (boml.vectorize; default: auto, the library's default)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
-    parser.add_argument("--recompute-every", type=_recompute, default=None,
+    parser.add_argument("--recompute-every", default=None,
                         help="recompute_every (gradient checkpointing): none (default), sqrt or a segment length")
     return parser.parse_args(argv)
-
-
-def _recompute(text):
-    return None if text.lower() == "none" else text if text == "sqrt" else int(text)
 
 
 def main(argv=None):

@@ -311,10 +311,7 @@ class TaskDynamics:
         stop = None if differentiable else (lambda values: [tf.stop_gradient(v) for v in values])
 
         def transition(step, state, slots):
-            hyper = self.hyperparameters_at(step)
-            new_state, new_slots = self.apply_direction(
-                step, state, slots, self.direction(step, state, hyper), hyper, stop_direction=True if stop else None)
-            return new_state, new_slots
+            return self._transition(step, state, slots, constant=stop is not None)
 
         if self._strategy.unroll_in_python or keep_states:
             state, slots = y0, slots0
@@ -389,10 +386,10 @@ class TaskDynamics:
         python = self._strategy.unroll_in_python
         y0 = self.initial_state()
         slots0 = self.initial_slots(y0)
-        state, slots = y0, slots0
         if first > 1:
-            state, slots = self._constant_steps(state, slots, 1, first - 1, python)
-        state, slots = _stopped(state), _stopped(slots)
+            state, slots = self._constant_steps(y0, slots0, 1, first - 1, python)
+        else:
+            state, slots = _stopped(y0), _stopped(slots0)
         segments = [(begin + 1, min(begin + every, T)) for begin in range(first - 1, T, every)]
         if python:
             final, final_slots, backward = self._python_segments(state, slots, segments)
@@ -402,9 +399,9 @@ class TaskDynamics:
         grads = tf.gradients(outer, self.meta_locals)
         adjoint = _zeros_for_none(tf.gradients(outer, final), final) + [tf.zeros_like(s) for s in final_slots]
         adjoint, segment_grads = backward(adjoint)
-        grads = _add(grads, segment_grads)
+        grads = add_gradients(grads, segment_grads)
         if first == 1:
-            grads = _add(grads, tf.gradients(list(y0) + list(slots0), self.meta_locals, grad_ys=adjoint))
+            grads = add_gradients(grads, tf.gradients(list(y0) + list(slots0), self.meta_locals, grad_ys=adjoint))
         return grads, list(final)
 
     def _segment_adjoint(self, start, adjoint, first, last, python):
@@ -421,15 +418,14 @@ class TaskDynamics:
         """The checkpoints and backward pass of segments unrolled in Python (a graph linear in T)."""
         checkpoints = [list(state) + list(slots)]
         for first, last in segments:
-            new_state, new_slots = self._constant_steps(state, slots, first, last, True)
-            state, slots = new_state, new_slots
-            checkpoints.append(list(state) + list(slots))
+            state, slots = self._constant_steps(state, slots, first, last, True)
+            checkpoints.append(state + slots)
 
         def backward(adjoint):
             grads = [None] * len(self.meta_locals)
             for (first, last), start in reversed(list(zip(segments, checkpoints))):
                 adjoint, contribution = self._segment_adjoint(start, adjoint, first, last, True)
-                grads = _add(grads, contribution)
+                grads = add_gradients(grads, contribution)
             return adjoint, grads
 
         return state, slots, backward
@@ -460,8 +456,6 @@ class TaskDynamics:
         unused = []
 
         def backward(adjoint):
-            locals_ = list(self.meta_locals)
-
             def backward_body(index, *flat):
                 incoming, sums = list(flat[:size]), list(flat[size:])
                 begin, end = bounds(index)
@@ -473,7 +467,7 @@ class TaskDynamics:
                 sums = [total if g is None else total + tf.convert_to_tensor(g) for total, g in zip(sums, contribution)]
                 return [index - 1] + outgoing + sums
 
-            sums = [tf.zeros_like(v) for v in locals_]
+            sums = [tf.zeros_like(v) for v in self.meta_locals]
             result = tf.while_loop(lambda index, *_: index >= 0, backward_body,
                                    [tf.constant(count - 1)] + list(adjoint) + sums, maximum_iterations=count,
                                    parallel_iterations=1, name="recompute_segments")
@@ -482,15 +476,17 @@ class TaskDynamics:
 
         return final[:n], final[n:], backward
 
-    def _steps(self, state, slots, first, last, python, constant=False):
-        """Steps ``first..last`` from ``(state, slots)``, unrolled in Python or one ``tf.while_loop``."""
-        def transition(step, current, current_slots):
-            hyper = self.hyperparameters_at(step)
-            return self.apply_direction(step, current, current_slots, self.direction(step, current, hyper), hyper,
-                                        stop_direction=True if constant else None)
+    def _transition(self, step, state, slots, constant=False):
+        """Step ``step`` with that step's hyperparameters; ``constant``: its direction is a constant."""
+        hyper = self.hyperparameters_at(step)
+        return self.apply_direction(step, state, slots, self.direction(step, state, hyper), hyper,
+                                    stop_direction=True if constant else None)
 
-        if isinstance(first, int) and isinstance(last, int) and last < first:
-            return list(state), list(slots)
+    def _steps(self, state, slots, first, last, python, constant=False):
+        """Steps ``first..last`` (at least one) from ``(state, slots)``, unrolled in Python or one ``tf.while_loop``."""
+        def transition(step, current, current_slots):
+            return self._transition(step, current, current_slots, constant)
+
         if python:
             for step in range(first, last + 1):
                 state, slots = transition(step, state, slots)
@@ -499,6 +495,7 @@ class TaskDynamics:
         return state, slots
 
     def _constant_steps(self, state, slots, first, last, python):
+        """``_steps`` whose inputs and outputs are constants (checkpoints no gradient may flow through)."""
         state, slots = self._steps(_stopped(state), _stopped(slots), first, last, python, constant=True)
         return _stopped(state), _stopped(slots)
 
@@ -507,7 +504,8 @@ def _stopped(tensors):
     return [tf.stop_gradient(v) for v in tensors]
 
 
-def _add(first, second):
+def add_gradients(first, second):
+    """Elementwise sum of two gradient lists where None means zero."""
     return [a if b is None else b if a is None else a + b for a, b in zip(first, second)]
 
 

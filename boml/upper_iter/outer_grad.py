@@ -15,6 +15,7 @@ import tensorflow.compat.v1 as tf
 
 from boml import extension
 from boml.errors import DetachedOuterParameterError, InvalidArgumentError, InvalidCombinationError
+from boml.lower_iter.dynamics import add_gradients
 from boml.strategy_options import StrategyOptions
 from boml.task import map_over_tasks
 
@@ -408,6 +409,3 @@ def gradients_or_none(ys, xs, grad_ys=None):
     return tf.gradients(ys, xs, grad_ys=grad_ys) if xs else []
 
 
-def add_gradients(first, second):
-    """Elementwise sum of two gradient lists where None means zero."""
-    return [a if b is None else b if a is None else a + b for a, b in zip(first, second)]

@@ -30,6 +30,14 @@ def takes_while_loop_threshold(inner_method):
     return "while_loop_threshold" in extension.LOWER_ITERS.get(inner_method).Options.names()
 
 
+def takes_recompute_every(outer_method):
+    """True when the registered upper strategy ``outer_method`` has the ``recompute_every`` option."""
+    import boml.upper_iter  # noqa: F401  (registers the built-in upper strategies)
+    from boml import extension
+
+    return "recompute_every" in extension.UPPER_ITERS.get(outer_method).Options.names()
+
+
 def _check_range(field, value):
     kind, optional = field_type(field)
     if value is None and optional:
@@ -51,10 +59,6 @@ def _check_range(field, value):
             raise InvalidArgumentError(f"{field.name} must be {bound}; received {value!r}.")
     elif kind is bool and not isinstance(value, bool):
         raise InvalidArgumentError(f"{field.name} must be true or false; received {value!r}.")
-
-
-#: The upper strategies that take ``recompute_every``.
-RECOMPUTING_OUTER_METHODS = ("Reverse", "Simple")
 
 
 def recompute_every(value):
@@ -148,7 +152,7 @@ def validate(c):
             f"while_loop_threshold={c.while_loop_threshold!r}: leave it at {field_default('while_loop_threshold')} "
             f"or choose inner_method 'Simple'.")
     recompute = recompute_every(c.recompute_every)
-    if recompute is not None and c.outer_method not in RECOMPUTING_OUTER_METHODS:
+    if recompute is not None and not takes_recompute_every(c.outer_method):
         raise InvalidArgumentError(
             f"recompute_every checkpoints the trajectory that outer_method 'Reverse' or 'Simple' back-propagates "
             f"through; received recompute_every={c.recompute_every!r} with outer_method={c.outer_method!r}. Leave "
