@@ -5,7 +5,7 @@ meta-iteration (median), the number of ``session.run`` calls per meta-iteration
 and the peak resident memory. Uses the real Omniglot when ../shared/data is
 present (``--data``), synthetic 28x28 episodes otherwise.
 
-    python benchmarks/maml_step.py [--algorithm MAML|FMAML|RHG] [--meta-batch 32] [--steps 8]
+    python benchmarks/maml_step.py [--algorithm MAML|FMAML|RHG] [--meta-batch 32] [--steps 8] [--vectorize auto]
 """
 import argparse
 import os
@@ -87,6 +87,8 @@ def main():
     parser.add_argument("--xla", action="store_true", help="XLA auto-clustering (global_jit_level ON_1)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
+    parser.add_argument("--vectorize", choices=["auto", "true", "false"], default="auto",
+                        help="ul_problem's vectorize_tasks (default auto, the library's default)")
     parser.add_argument("--no-batch-norm", action="store_true", help="conv-4 without batch norm (norm=None)")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
     args = parser.parse_args()
@@ -94,8 +96,9 @@ def main():
     tf.disable_eager_execution()
 
     start = time.perf_counter()
+    vectorize = {"auto": "auto", "true": True, "false": False}[args.vectorize]
     boml_ho, ex = build_boml(args.algorithm, dataset, args.meta_batch, args.T, args.parallel_iterations,
-                             not args.no_batch_norm)
+                             not args.no_batch_norm, ul_options={"vectorize_tasks": vectorize})
     build = time.perf_counter() - start
     ops = len(tf.get_default_graph().get_operations())
 
@@ -122,7 +125,8 @@ def main():
         calls = CountingSession.calls / max(len(times), 1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
     print(f"algorithm={args.algorithm} data={source} meta_batch={args.meta_batch} T={args.T} "
-          f"parallel_iterations={args.parallel_iterations} batch_norm={not args.no_batch_norm}")
+          f"parallel_iterations={args.parallel_iterations} batch_norm={not args.no_batch_norm} "
+          f"vectorize_tasks={args.vectorize} (vectorized: {boml_ho.outergradient.task_maps[0]['vectorized']})")
     print(f"graph build: {build:.2f} s ({ops} ops)")
     print(f"first meta-iteration: {first:.2f} s (session.run calls: {calls_first}, one reads the global step)")
     print(f"steady state: {statistics.median(times):.3f} s/iter median of {len(times)} "

@@ -149,6 +149,15 @@ def concurrent_tasks(limit, per_task_bytes, budget_gb):
 AUTO_VECTORIZE_GB = 2.0
 
 
+#: Op types of a ``tf.while_loop``: a task body with one is not vectorized by ``"auto"``.
+_WHILE_OPS = ("While", "StatelessWhile")
+
+
+def _has_while_loop(operations):
+    """True when ``operations`` hold a ``tf.while_loop`` (Trad and Aggr's inner loops, long Simple ones)."""
+    return any(op.type in _WHILE_OPS for op in operations)
+
+
 class _Regroup(Exception):
     """Raised from the traced body when its activation estimate asks for another group size."""
 
@@ -158,12 +167,16 @@ class _Regroup(Exception):
 
 
 def _vectorized_map(experiment, body, batch_values, training, parallel_iterations, memory_budget_gb,
-                    output_dtypes, sizes, automatic):
+                    output_dtypes, sizes, loops, automatic):
     """The task map vectorized (``boml.vectorize``): ``(outputs, tasks computed at once)``.
 
     The group is the largest divisor of the tasks up to ``parallel_iterations`` whose estimated
     activations (``sizes[-1]`` per task, measured when the body is traced) fit the memory budget
-    and, when ``automatic``, ``AUTO_VECTORIZE_GB``. The body is traced with the group that
+    and, when ``automatic``, ``AUTO_VECTORIZE_GB``. When ``automatic``, a body with a
+    ``tf.while_loop`` (``loops[-1]``) keeps the map: the activation estimate counts one pass
+    of the loop's body, not the T steps it stores (all 32 Omniglot MAML tasks at T=20 peaked
+    at 6.9 GB against 1.3 GB in the map), and ``pfor``'s conversion of a loop and its gradient
+    loop takes 10-20 s to build (docs/performance.rst). The body is traced with the group that
     ``parallel_iterations`` allows; when the estimate asks for a smaller one, that trace is
     abandoned and the body is traced once more (an abandoned trace of all the tasks at once stays
     in the graph, unused: tracing it inside a loop, where it would vanish, made float64 bodies
@@ -202,6 +215,12 @@ def _vectorized_map(experiment, body, batch_values, training, parallel_iteration
 
     def checked_body(elements):
         outputs = body(elements)
+        if automatic and loops[-1]:
+            raise VectorizationError(
+                "the task body runs a tf.while_loop (the Trad and Aggr inner loops; Simple's from "
+                "while_loop_threshold on), which vectorize_tasks='auto' leaves to the per-task map: the memory "
+                "estimate does not see the steps the loop stores, and the converted loop takes many seconds to "
+                "build (docs/performance.rst). Pass vectorize_tasks=True (--vectorize_tasks true) to vectorize it.")
         wanted = group_for(sizes[-1])
         if wanted != (group or tasks):
             raise _Regroup(wanted)
@@ -288,7 +307,7 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
     limit = parallel_iterations or 1
 
     def map_tasks(batch_values, meta_values=None):
-        sizes = []
+        sizes, loops = [], []
 
         def body(elements):
             if training:
@@ -296,13 +315,16 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
             graph = tf.get_default_graph()
             before = len(graph.get_operations())
             outputs = list(task_fn(TaskProgram(zip(placeholders, elements), meta_params, state_vars, meta_values)))
-            sizes.append(activation_bytes(graph, graph.get_operations()[before:]))
+            traced = graph.get_operations()[before:]
+            sizes.append(activation_bytes(graph, traced))
+            loops.append(_has_while_loop(traced))
             return outputs
 
         if vectorize:
             try:
                 outputs, concurrent = _vectorized_map(experiment, body, batch_values, training, parallel_iterations,
-                                                      memory_budget_gb, output_dtypes, sizes, vectorize == "auto")
+                                                      memory_budget_gb, output_dtypes, sizes, loops,
+                                                      vectorize == "auto")
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))

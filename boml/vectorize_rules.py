@@ -11,9 +11,12 @@ task at a time. The rules here use the side-by-side layout ``[a, b, c, tasks * C
 * a convolution of every task with its own filters (``[kh, kw, C, tasks * F]``) is one
   convolution with ``groups = tasks``, and so are its two derivatives
   (``Conv2DBackpropInput``, ``Conv2DBackpropFilter``); in float64, where the CPU has no
-  grouped filter derivative, each group is its own convolution;
+  grouped filter derivative, each group is its own convolution (in a ``tf.map_fn`` over the
+  groups when their count is known at run time only, as inside a converted while loop);
 * batch norm with batch statistics is one fused batch norm over ``tasks * C`` channels
   (a channel's statistics are its own task's);
+* ``ZerosLike`` of a task-stacked ``TensorList`` (a while loop's gradient accumulator) is
+  the list of zeros, stacked like its input (``pfor``'s rule has no variant form);
 * elementwise ops, per-channel reductions, no-op reshapes and per-channel tiles are the
   same ops on the side-by-side tensors, so that a chain of rules transposes once where it
   enters the layout and once where it leaves (``_Layout``).
@@ -141,12 +144,28 @@ def _grouped(op, groups, inputs, sizes=None, **attributes):
         return op(*inputs, *([] if sizes is None else [sizes]), **attributes)
     if sizes is None:
         per_group = []
-    elif isinstance(sizes, list):
+    elif isinstance(sizes, list) and isinstance(groups, int):
         per_group = [sizes[:3] + [sizes[3] // groups]]
     else:
         per_group = [tf.concat([sizes[:3], sizes[3:] // groups], 0)]
+    if not isinstance(groups, int):  # a count known at run time only (inside a converted while loop)
+        return _per_group_map(lambda pieces: op(*pieces, *per_group, **attributes), groups, inputs)
     parts = [tf.split(t, groups, axis=-1) for t in inputs]
     return tf.concat([op(*pieces, *per_group, **attributes) for pieces in zip(*parts)], axis=-1)
+
+
+def _per_group_map(kernel, groups, inputs):
+    """``kernel`` on every channel group of the 4-D side-by-side ``inputs``, in a ``tf.map_fn`` over the groups."""
+
+    def groups_first(tensor):
+        shape = tf.shape(tensor)
+        split = tf.reshape(tensor, tf.concat([shape[:3], [groups, shape[3] // groups]], 0))
+        return tf.transpose(split, [3, 0, 1, 2, 4])
+
+    results = tf.map_fn(kernel, [groups_first(t) for t in inputs], fn_output_signature=inputs[0].dtype)
+    side_by_side = tf.transpose(results, [1, 2, 3, 0, 4])
+    shape = tf.shape(side_by_side)
+    return tf.reshape(side_by_side, tf.concat([shape[:3], [groups * shape[4]]], 0))
 
 
 def _conv2d(pfor_input):
@@ -354,12 +373,24 @@ def _bias_gradient(pfor_input):
     return [_pfor.wrap(tf.reshape(sums, [tasks, shape[3]]), True)]
 
 
+def _zeros_like(pfor_input):
+    """``ZerosLike``; of a task-stacked ``TensorList`` (a while loop's gradient accumulator), the list of zeros.
+
+    ``pfor``'s own rule builds ``tf.zeros(shape, dtype)``, which has no variant form; a list
+    stacked inside (every element with the task axis first) keeps that stacking in its zeros.
+    """
+    tensor, stacked, _ = pfor_input.input(0)
+    if stacked and tensor.dtype == tf.variant and _pfor._is_variant_with_internal_stacking(tensor):  # noqa: SLF001
+        return [_pfor.wrap(tf.zeros_like(tensor), True)]
+    return _STOCK[pfor_input.op_type](pfor_input)
+
+
 _ELEMENTWISE = ("AddV2", "Add", "Sub", "Mul", "RealDiv", "Neg", "Square", "SquaredDifference", "AddN", "Relu",
                 "ReluGrad", "BiasAdd", "Identity", "StopGradient", "Tanh", "TanhGrad", "Rsqrt", "Sqrt")
 _RULES = {"Conv2D": _conv2d, "Conv2DBackpropInput": _conv2d_input_gradient,
           "Conv2DBackpropFilter": _conv2d_filter_gradient, "FusedBatchNormV3": _batch_norm,
           "FusedBatchNormGradV3": _batch_norm, "Sum": _reduction, "Mean": _reduction, "Reshape": _reshape,
-          "Tile": _tile, "BiasAddGrad": _bias_gradient,
+          "Tile": _tile, "BiasAddGrad": _bias_gradient, "ZerosLike": _zeros_like,
           **{name: _elementwise for name in _ELEMENTWISE}}
 _STOCK = {}
 
