@@ -35,9 +35,8 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 import boml  # noqa: E402
 from boml.memory import peak_memory_mb  # noqa: E402
 from maml_reference import build_reference  # noqa: E402
-from maml_step import build_boml  # noqa: E402
+from maml_step import VECTORIZE, build_boml  # noqa: E402
 
-VECTORIZE = {"auto": "auto", "true": True, "false": False}
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
 
 

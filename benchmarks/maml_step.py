@@ -31,6 +31,10 @@ ALGORITHMS = {
 }
 
 
+#: ``--vectorize`` values and the ``vectorize_tasks`` each stands for (shared by the benchmarks built on this one).
+VECTORIZE = {"auto": "auto", "true": True, "false": False}
+
+
 class CountingSession(tf.Session):
     """A session that counts its ``run`` calls."""
 
@@ -87,7 +91,7 @@ def main():
     parser.add_argument("--xla", action="store_true", help="XLA auto-clustering (global_jit_level ON_1)")
     parser.add_argument("--intra-threads", type=int, default=0, help="0: TensorFlow's default")
     parser.add_argument("--inter-threads", type=int, default=0, help="0: TensorFlow's default")
-    parser.add_argument("--vectorize", choices=["auto", "true", "false"], default="auto",
+    parser.add_argument("--vectorize", choices=sorted(VECTORIZE), default="auto",
                         help="ul_problem's vectorize_tasks (default auto, the library's default)")
     parser.add_argument("--no-batch-norm", action="store_true", help="conv-4 without batch norm (norm=None)")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
@@ -96,9 +100,8 @@ def main():
     tf.disable_eager_execution()
 
     start = time.perf_counter()
-    vectorize = {"auto": "auto", "true": True, "false": False}[args.vectorize]
     boml_ho, ex = build_boml(args.algorithm, dataset, args.meta_batch, args.T, args.parallel_iterations,
-                             not args.no_batch_norm, ul_options={"vectorize_tasks": vectorize})
+                             not args.no_batch_norm, ul_options={"vectorize_tasks": VECTORIZE[args.vectorize]})
     build = time.perf_counter() - start
     ops = len(tf.get_default_graph().get_operations())
 

@@ -23,10 +23,9 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import boml  # noqa: E402
 from maml_reference import build_reference  # noqa: E402
-from maml_step import build_boml  # noqa: E402
+from maml_step import VECTORIZE, build_boml  # noqa: E402
 
 
-VECTORIZE = {"auto": "auto", "true": True, "false": False}
 
 def _op_type(node_stats):
     # timeline_label is "name = Type(inputs)"

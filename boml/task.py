@@ -176,7 +176,7 @@ def _vectorized_map(experiment, body, batch_values, training, parallel_iteration
     ``tf.while_loop`` (``loops[-1]``) keeps the map: the activation estimate counts one pass
     of the loop's body, not the T steps it stores (all 32 Omniglot MAML tasks at T=20 peaked
     at 6.9 GB against 1.3 GB in the map), and ``pfor``'s conversion of a loop and its gradient
-    loop takes 10-20 s to build (docs/performance.rst). The body is traced with the group that
+    loop takes 10-33 s to build (docs/performance.rst). The body is traced with the group that
     ``parallel_iterations`` allows; when the estimate asks for a smaller one, that trace is
     abandoned and the body is traced once more (an abandoned trace of all the tasks at once stays
     in the graph, unused: tracing it inside a loop, where it would vanish, made float64 bodies
@@ -249,7 +249,7 @@ def _set_parallel_iterations(outputs, value):
         if op.name in seen:
             continue
         seen.add(op.name)
-        if op.type in ("While", "StatelessWhile"):
+        if op.type in _WHILE_OPS:
             op._set_attr("parallel_iterations", attr_value_pb2.AttrValue(i=value))  # noqa: SLF001
             return
         pending.extend(t.op for t in op.inputs)

@@ -144,7 +144,7 @@ def _grouped(op, groups, inputs, sizes=None, **attributes):
         return op(*inputs, *([] if sizes is None else [sizes]), **attributes)
     if sizes is None:
         per_group = []
-    elif isinstance(sizes, list) and isinstance(groups, int):
+    elif isinstance(sizes, list):
         per_group = [sizes[:3] + [sizes[3] // groups]]
     else:
         per_group = [tf.concat([sizes[:3], sizes[3:] // groups], 0)]
