@@ -20,7 +20,7 @@ import tensorflow.compat.v1 as tf
 from boml.distributed.placement import active_plan
 from boml.errors import VectorizationWarning
 from boml.substitute import Substitution
-from boml.vectorize import VectorizationError, vectorized_group, vectorized_tasks
+from boml.vectorize import VectorizationError, trace_task, vectorize_traced_task, vectorized_group
 
 
 def _ref(obj):
@@ -158,29 +158,18 @@ def _has_while_loop(operations):
     return any(op.type in _WHILE_OPS for op in operations)
 
 
-class _Regroup(Exception):
-    """Raised from the traced body when its activation estimate asks for another group size."""
-
-    def __init__(self, group):
-        super().__init__(group)
-        self.group = group
-
-
 def _vectorized_map(experiment, body, batch_values, training, parallel_iterations, memory_budget_gb,
-                    output_dtypes, sizes, loops, automatic):
+                    sizes, loops, automatic):
     """The task map vectorized (``boml.vectorize``): ``(outputs, tasks computed at once)``.
 
-    The group is the largest divisor of the tasks up to ``parallel_iterations`` whose estimated
-    activations (``sizes[-1]`` per task, measured when the body is traced) fit the memory budget
-    and, when ``automatic``, ``AUTO_VECTORIZE_GB``. When ``automatic``, a body with a
+    The body is traced once (``boml.vectorize.trace_task``); the group is then the largest
+    divisor of the tasks up to ``parallel_iterations`` whose estimated activations (``sizes[-1]``
+    per task, measured on that trace) fit the memory budget and, when ``automatic``,
+    ``AUTO_VECTORIZE_GB``, and the trace is converted for it. When ``automatic``, a body with a
     ``tf.while_loop`` (``loops[-1]``) keeps the map: the activation estimate counts one pass
     of the loop's body, not the T steps it stores (all 32 Omniglot MAML tasks at T=20 peaked
     at 6.9 GB against 1.3 GB in the map), and ``pfor``'s conversion of a loop and its gradient
-    loop takes 10-33 s to build (docs/performance.rst). The body is traced with the group that
-    ``parallel_iterations`` allows; when the estimate asks for a smaller one, that trace is
-    abandoned and the body is traced once more (an abandoned trace of all the tasks at once stays
-    in the graph, unused: tracing it inside a loop, where it would vanish, made float64 bodies
-    lose static shapes and run several times slower). Meta-training maps get a static task axis
+    loop takes 10-33 s to build (docs/performance.rst). Meta-training maps get a static task axis
     of ``experiment.meta_batch_size``, which ``experiment.check_training_feed`` then enforces
     (``fixed_task_count``).
 
@@ -206,35 +195,23 @@ def _vectorized_map(experiment, body, batch_values, training, parallel_iteration
     if group == 1:
         raise VectorizationError(f"parallel_iterations={parallel_iterations} allows no two of the {tasks} tasks "
                                  f"at once in equal groups.")
-
-    def group_for(per_task_bytes):
+    traced = trace_task(body, values)
+    if automatic and loops[-1]:
+        raise VectorizationError(
+            "the task body runs a tf.while_loop (the Trad and Aggr inner loops; Simple's from "
+            "while_loop_threshold on), which vectorize_tasks='auto' leaves to the per-task map: the memory "
+            "estimate does not see the steps the loop stores, and the converted loop takes many seconds to "
+            "build (docs/performance.rst). Pass vectorize_tasks=True (--vectorize_tasks true) to vectorize it.")
+    if budgets:
         limit = min(parallel_iterations or tasks, tasks)
         for budget in budgets.values():
-            limit = concurrent_tasks(limit, per_task_bytes, budget)
-        return vectorized_group(tasks, limit) or tasks
-
-    def checked_body(elements):
-        outputs = body(elements)
-        if automatic and loops[-1]:
-            raise VectorizationError(
-                "the task body runs a tf.while_loop (the Trad and Aggr inner loops; Simple's from "
-                "while_loop_threshold on), which vectorize_tasks='auto' leaves to the per-task map: the memory "
-                "estimate does not see the steps the loop stores, and the converted loop takes many seconds to "
-                "build (docs/performance.rst). Pass vectorize_tasks=True (--vectorize_tasks true) to vectorize it.")
-        wanted = group_for(sizes[-1])
-        if wanted != (group or tasks):
-            raise _Regroup(wanted)
-        return outputs
-
-    try:
-        outputs = vectorized_tasks(checked_body if budgets else body, values, tasks, output_dtypes, group)
-    except _Regroup as regroup:
-        group = regroup.group
+            limit = concurrent_tasks(limit, sizes[-1], budget)
+        group = vectorized_group(tasks, limit)
         if group == 1:
             raise VectorizationError(
                 f"one task's activations are estimated at {sizes[-1] / 2 ** 30:.2f} GB, so "
-                f"{' and '.join(budgets)} allows no two tasks at once.") from None
-        outputs = vectorized_tasks(body, values, tasks, output_dtypes, group)
+                f"{' and '.join(budgets)} allows no two tasks at once.")
+    outputs = vectorize_traced_task(traced, tasks, group)
     experiment.fixed_task_count = experiment.fixed_task_count or fixed
     return outputs, group or tasks
 
@@ -323,8 +300,7 @@ def map_over_tasks(experiment, meta_params, state_vars, task_fn, output_dtypes, 
         if vectorize:
             try:
                 outputs, concurrent = _vectorized_map(experiment, body, batch_values, training, parallel_iterations,
-                                                      memory_budget_gb, output_dtypes, sizes, loops,
-                                                      vectorize == "auto")
+                                                      memory_budget_gb, sizes, loops, vectorize == "auto")
             except VectorizationError as error:
                 if report is not None:
                     report.update(vectorization_error=str(error))

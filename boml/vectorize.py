@@ -13,6 +13,7 @@ When ``pfor`` is missing or cannot convert an operation of the body, ``vectorize
 raises ``VectorizationError`` and the task map keeps ``tf.map_fn``.
 """
 import contextlib
+import weakref
 
 import tensorflow.compat.v1 as tf
 
@@ -23,11 +24,12 @@ try:  # private TensorFlow API, see boml.vectorize_rules
     from tensorflow.python.framework import op_callbacks as _op_callbacks
     from tensorflow.python.framework import ops as _ops
     from tensorflow.python.framework import tensor_util as _tensor_util
-    from tensorflow.python.ops.parallel_for import control_flow_ops as _loops
+    from tensorflow.python.ops.parallel_for import pfor as _pfor
 except ImportError:  # pragma: no cover - depends on the TensorFlow build
-    _loops = _ops = None
+    _pfor = _ops = None
 
-__all__ = ["VectorizationError", "vectorized_group", "vectorized_tasks"]
+__all__ = ["TracedTask", "VectorizationError", "trace_task", "vectorize_traced_task", "vectorized_group",
+           "vectorized_tasks"]
 
 
 class VectorizationError(BOMLError):
@@ -46,56 +48,99 @@ def vectorized_group(tasks, parallel_iterations):
     return max(size for size in range(1, parallel_iterations + 1) if tasks % size == 0)
 
 
-def vectorized_tasks(body, elements, tasks, output_dtypes, group_size=None):
-    """``body`` applied to every task's slice of ``elements``, vectorized over the tasks.
+class TracedTask:
+    """One task's body traced once (``trace_task``): the template that ``vectorize_traced_task`` converts.
+
+    Attributes:
+        index: the ``placeholder_with_default`` standing for the task's index in the batch.
+        outputs: the body's outputs for the task at ``index``.
+        operations: the operations the trace created (what the conversion rewrites).
+    """
+
+    def __init__(self, index, outputs, operations):
+        self.index, self.outputs, self.operations = index, outputs, operations
+
+
+def trace_task(body, elements):
+    """Traces ``body`` once on the slice ``index`` of ``elements``, where ``index`` is a placeholder.
+
+    The trace stays unused in the graph (the conversion computes every output); it is traced
+    once whatever group size is chosen from it afterwards. Errors raised by ``body`` propagate.
 
     Args:
         body: ``list of per-task tensors -> list of tensors`` (one task's outputs).
         elements: tensors with a leading task axis.
-        tasks: the number of tasks (the length of the task axis; an int or a scalar tensor).
-        output_dtypes: the dtypes of ``body``'s outputs.
+
+    Returns:
+        A ``TracedTask``.
+    """
+    if _pfor is None or not rules_available():
+        raise VectorizationError("TensorFlow's pfor converter is not available in this TensorFlow build.")
+    graph = tf.get_default_graph()
+    start = len(graph.get_operations())
+    with _shared_constants(), tf.name_scope("task_template"):
+        index = tf.placeholder_with_default(0, shape=[], name="task")
+        outputs = [tf.convert_to_tensor(o) for o in body([tf.gather(e, index) for e in elements])]
+    return TracedTask(index, outputs, graph.get_operations()[start:])
+
+
+def vectorize_traced_task(traced, tasks, group_size=None):
+    """The outputs of ``traced`` for every task, vectorized over the tasks.
+
+    Args:
+        traced: a ``TracedTask`` of the elements whose leading axis holds ``tasks`` tasks.
+        tasks: the number of tasks (an int or a scalar tensor).
         group_size: tasks computed at once, in consecutive groups (a ``tf.map_fn`` over the
-            groups, each group vectorized): ``tasks`` must be a multiple of it. None, or at
-            least ``tasks``: all tasks at once. Memory grows with the group, kernel launches
-            shrink with it.
+            groups converts the same trace with the group's task indices): ``tasks`` must be a
+            multiple of it. None, or at least ``tasks``: all tasks at once. Memory grows with
+            the group, kernel launches shrink with it.
+
+    Returns:
+        The list of the outputs, each with a leading task axis.
+
+    Raises:
+        VectorizationError: an operation of the body has no vectorization rule (the caller
+            then maps the tasks one at a time), or ``tasks`` is no multiple of ``group_size``.
+    """
+    if group_size is None or not isinstance(tasks, int) or group_size >= tasks:
+        return _converted(traced, tasks)
+    if tasks % group_size:
+        raise VectorizationError(f"{tasks} tasks cannot be split into groups of {group_size}.")
+
+    @tf.autograph.experimental.do_not_convert
+    def per_group(group):
+        return _converted(traced, group_size, group * group_size)
+
+    outputs = tf.map_fn(per_group, tf.range(tasks // group_size), parallel_iterations=1, name="task_groups",
+                        fn_output_signature=[tf.TensorSpec(None, o.dtype) for o in traced.outputs])
+    return [tf.reshape(o, tf.concat([[tasks], tf.shape(o)[2:]], 0)) for o in outputs]
+
+
+def vectorized_tasks(body, elements, tasks, group_size=None):
+    """``body`` applied to every task's slice of ``elements``, vectorized over the tasks.
+
+    ``trace_task`` then ``vectorize_traced_task``; see them for the arguments.
 
     Returns:
         The list of ``body``'s outputs, each with a leading task axis.
 
     Raises:
         VectorizationError: ``pfor`` is unavailable, or an operation of the body has no
-            vectorization rule (the caller then maps the tasks one at a time). Errors raised
-            by ``body`` itself propagate unchanged.
+            vectorization rule. Errors raised by ``body`` itself propagate unchanged.
     """
-    if _loops is None or not rules_available():
-        raise VectorizationError("TensorFlow's pfor converter is not available in this TensorFlow build.")
-    if group_size is None or not isinstance(tasks, int) or group_size >= tasks:
-        return _vectorized(body, elements, tasks)
-    if tasks % group_size:
-        raise VectorizationError(f"{tasks} tasks cannot be split into groups of {group_size}.")
-    groups = tasks // group_size
-
-    def split(tensor):
-        grouped = tf.reshape(tensor, tf.concat([[groups, group_size], tf.shape(tensor)[1:]], 0))
-        grouped.set_shape([groups, group_size] + tensor.shape.as_list()[1:])
-        return grouped
-
-    @tf.autograph.experimental.do_not_convert
-    def per_group(group):
-        return _vectorized(body, list(group), group_size)
-
-    outputs = tf.map_fn(per_group, [split(e) for e in elements], parallel_iterations=1, name="task_groups",
-                        fn_output_signature=[tf.TensorSpec(None, dtype) for dtype in output_dtypes])
-    return [tf.reshape(o, tf.concat([[tasks], tf.shape(o)[2:]], 0)) for o in outputs]
+    return vectorize_traced_task(trace_task(body, elements), tasks, group_size)
 
 
 #: Constants of at most this many bytes are shared by ``_shared_constants``.
 _SHARED_CONSTANT_BYTES = 256
 
+#: The constants ``_shared_constants`` created, per graph: a trace and its conversion share them.
+_SHARED = weakref.WeakKeyDictionary()
+
 
 @contextlib.contextmanager
 def _shared_constants():
-    """Within the block, equal small graph constants are one ``Const`` op per graph.
+    """Within these blocks, equal small graph constants are one ``Const`` op per graph.
 
     The traced body and ``pfor``'s conversion of it create about 10,000 constants for the
     Omniglot MAML meta-iteration, nearly all shapes, axes and permutations, of which about
@@ -103,15 +148,15 @@ def _shared_constants():
     A constant is shared only where a new one would be created bare (no control
     dependencies, device, colocation, control-flow context or op callbacks), so the graph
     computes what it computed; code traced in the block must not use a new constant as a
-    distinct tensor (a substitution key: ``TaskProgram.state_proxies`` are identities).
-    ``ops._create_graph_constant`` is private TensorFlow API: without it the block shares
+    distinct tensor (a substitution key: ``TaskProgram.state_proxies`` are identities). A
+    constant of one block is shared by the next blocks on its graph (``_SHARED``): the trace
+    and its conversion are two blocks. ``ops._create_graph_constant`` is private TensorFlow API: without it the block shares
     nothing.
     """
     create = getattr(_ops, "_create_graph_constant", None)
     if create is None:  # pragma: no cover - depends on the TensorFlow build
         yield
         return
-    shared = {}
 
     def shared_constant(value, dtype, shape, name, verify_shape, allow_broadcast):
         graph = _ops.get_default_graph()
@@ -123,7 +168,8 @@ def _shared_constants():
                                                     allow_broadcast=allow_broadcast)
         if proto.ByteSize() > _SHARED_CONSTANT_BYTES:
             return create(value, dtype, shape, name, verify_shape, allow_broadcast)
-        key = (graph, proto.SerializeToString(deterministic=True))
+        shared = _SHARED.setdefault(graph, {})
+        key = proto.SerializeToString(deterministic=True)
         if key not in shared:  # make_tensor_proto returns a TensorProto as it is: the proto is built once
             shared[key] = create(proto, dtype, shape, name, verify_shape, allow_broadcast)
         return shared[key]
@@ -135,25 +181,40 @@ def _shared_constants():
         _ops._create_graph_constant = create  # noqa: SLF001
 
 
-def _vectorized(body, elements, tasks):
-    """``vectorized_tasks`` for one group: every task at once."""
-    traced = []
+def _converted(traced, tasks, first=None):
+    """``traced`` converted for ``tasks`` tasks, from task ``first`` on (None: the tasks of the whole batch).
 
-    @tf.autograph.experimental.do_not_convert
-    def loop_fn(index):
-        outputs = body([tf.gather(e, index) for e in elements])
-        traced.append(True)
-        return outputs
-
+    The conversion runs in the default graph; where that is not the trace's graph (the body of
+    the map over groups), the trace's inputs from outside it are taken as they are, loop invariant.
+    """
+    indices = None if first is None else first + tf.range(tasks)
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel("CRITICAL")  # pfor logs a failed conversion as an error; the caller reports it once
     try:
         with side_by_side_rules(), _shared_constants():
-            return list(_loops.pfor(loop_fn, tasks, fallback_to_while_loop=False))
+            converter = _pfor.PFor(traced.index, tasks, traced.operations, fallback_to_while_loop=False,
+                                   all_indices=indices)
+            if tf.get_default_graph() is not traced.index.graph:
+                _take_outer_inputs(converter, traced.operations)
+            return [converter.convert(output) for output in traced.outputs]
     except (ValueError, TypeError, NotImplementedError, tf.errors.OpError) as error:
-        if not traced:  # the body itself failed: not a vectorization problem.
-            raise
         raise VectorizationError(f"The task body cannot be vectorized: {error}") from error
     finally:
         logger.setLevel(level)
+
+
+def _take_outer_inputs(converter, operations):
+    """Registers the inputs of ``operations`` made outside them as loop invariant and unconverted.
+
+    ``pfor`` otherwise copies an operation of another graph with its inputs, up to the feeds;
+    the function graph the conversion runs in captures these tensors instead.
+    """
+    inside = {op.name for op in operations}
+    for op in operations:
+        for tensor in op.inputs:
+            if tensor.op.name not in inside:
+                converter._add_conversion(tensor, _pfor.wrap(tensor, False))  # noqa: SLF001
+        for control in op.control_inputs:
+            if control.name not in inside:
+                converter._add_conversion(control, control)  # noqa: SLF001

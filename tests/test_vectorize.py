@@ -49,7 +49,7 @@ def _convolution_case(dtype, shared, tasks=TASKS):
 @pytest.mark.parametrize("shared", [False, True], ids=["per-task images", "shared images"])
 def test_per_task_filter_convolutions_and_their_derivatives_match_the_map(fresh_graph, dtype, rtol, shared):
     elements, feed, body = _convolution_case(dtype, shared)
-    vectorized = vectorized_tasks(body, elements, TASKS, [dtype] * 5)
+    vectorized = vectorized_tasks(body, elements, TASKS)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 5)
     with sessions.numeric_session() as session:
         got, expected = session.run([vectorized, mapped], feed)
@@ -108,7 +108,7 @@ def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_
     values = [rand.randn(TASKS, 2, 7, 7, 2), rand.randn(TASKS, 3, 3, 2, 5), rand.randn(TASKS, 5), rand.randn(TASKS, 5)]
     elements = [tf.constant(v, dtype) for v in values]
     body = _side_by_side_chain(dtype)
-    vectorized = vectorized_tasks(body, elements, TASKS, [dtype] * 6)
+    vectorized = vectorized_tasks(body, elements, TASKS)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 6)
     with sessions.numeric_session() as session:
         got, expected = session.run([vectorized, mapped])
@@ -131,7 +131,7 @@ def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
     values = [rand.randn(4, 2, 7, 7, 2), rand.randn(4, 3, 3, 2, 5), rand.randn(4, 2, 4, 4, 5)]
     elements = [tf.constant(v) for v in values]
     body = _convolution_body(None)
-    grouped = vectorized_tasks(body, elements, 4, [tf.float64] * 5, group_size=2)
+    grouped = vectorized_tasks(body, elements, 4, group_size=2)
     mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float64] * 5)
     assert any(op.type in ("While", "StatelessWhile") and "task_groups" in op.name
                for op in fresh_graph.get_operations())
@@ -139,7 +139,7 @@ def test_groups_of_tasks_one_after_the_other_give_the_same_numbers(fresh_graph):
         for a, b in zip(*session.run([grouped, mapped])):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
     with pytest.raises(VectorizationError, match="groups of 3"):
-        vectorized_tasks(body, elements, 4, [tf.float64] * 5, group_size=3)
+        vectorized_tasks(body, elements, 4, group_size=3)
 
 
 def _bare_constant_values(operations):
@@ -150,7 +150,7 @@ def _bare_constant_values(operations):
 def test_the_traced_body_and_its_conversion_create_each_small_constant_once(fresh_graph):
     elements, _, body = _convolution_case(tf.float32, False)
     before = len(fresh_graph.get_operations())
-    vectorized_tasks(body, elements, TASKS, [tf.float32] * 5)
+    vectorized_tasks(body, elements, TASKS)
     values = _bare_constant_values(fresh_graph.get_operations()[before:])
     assert len(values) > 10 and len(set(values)) == len(values)
 
@@ -169,13 +169,15 @@ def test_shared_constants_are_only_bare_small_constants_of_one_graph_within_the_
         with tf.Graph().as_default():
             assert tf.constant([1, 2]).graph is not first.graph
     assert tf.constant([1, 2]) is not first
+    with _shared_constants():  # a later block on the graph (a trace, then its conversion) shares it too
+        assert tf.constant([1, 2]) is first
 
 
 @pytest.mark.parametrize("dtype, rtol", [(tf.float32, 1e-4), (tf.float64, 1e-12)], ids=["float32", "float64"])
 def test_a_task_count_known_at_run_time_only_is_vectorized(fresh_graph, dtype, rtol):
     """float32: grouped kernels of a dynamic group count; float64: a map over the groups (no grouped CPU kernel)."""
     elements, feed, body = _convolution_case(dtype, False, tasks=None)
-    outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0], [dtype] * 5)
+    outputs = vectorized_tasks(body, elements, tf.shape(elements[0])[0])
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 5)
     with sessions.numeric_session() as session:
         for a, b in zip(*session.run([outputs, mapped], feed)):
@@ -187,7 +189,7 @@ def test_errors_of_the_body_itself_are_not_taken_for_vectorization_failures(fres
         raise InvalidArgumentError("the body's own error")
 
     with pytest.raises(InvalidArgumentError, match="the body's own error"):
-        vectorized_tasks(body, [tf.zeros([TASKS, 2])], TASKS, [tf.float32])
+        vectorized_tasks(body, [tf.zeros([TASKS, 2])], TASKS)
 
 
 @pytest.fixture
