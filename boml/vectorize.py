@@ -13,7 +13,6 @@ When ``pfor`` is missing or cannot convert an operation of the body, ``vectorize
 raises ``VectorizationError`` and the task map keeps ``tf.map_fn``.
 """
 import contextlib
-import weakref
 
 import tensorflow.compat.v1 as tf
 
@@ -21,6 +20,7 @@ from boml.errors import BOMLError
 from boml.vectorize_rules import rules_available, side_by_side_rules
 
 try:  # private TensorFlow API, see boml.vectorize_rules
+    from tensorflow.python.framework import func_graph as _func_graph
     from tensorflow.python.framework import op_callbacks as _op_callbacks
     from tensorflow.python.framework import ops as _ops
     from tensorflow.python.framework import tensor_util as _tensor_util
@@ -54,18 +54,24 @@ class TracedTask:
     Attributes:
         index: the ``placeholder_with_default`` standing for the task's index in the batch.
         outputs: the body's outputs for the task at ``index``.
-        operations: the operations the trace created (what the conversion rewrites).
+        operations: the operations of the trace (what the conversion rewrites).
+        captures: ``(outer tensor, placeholder of the trace)`` pairs: what the trace reads from
+            the graph it was traced for.
+        control_captures: operations of that graph the trace ran after.
     """
 
-    def __init__(self, index, outputs, operations):
+    def __init__(self, index, outputs, operations, captures, control_captures):
         self.index, self.outputs, self.operations = index, outputs, operations
+        self.captures, self.control_captures = captures, control_captures
 
 
 def trace_task(body, elements):
     """Traces ``body`` once on the slice ``index`` of ``elements``, where ``index`` is a placeholder.
 
-    The trace stays unused in the graph (the conversion computes every output); it is traced
-    once whatever group size is chosen from it afterwards. Errors raised by ``body`` propagate.
+    The trace is made in a function graph of its own, which is never called: the conversion
+    computes every output in the graph it runs in, and the trace does not enlarge the graph the
+    session runs. It is traced once whatever group size is chosen from it afterwards. Errors
+    raised by ``body`` propagate.
 
     Args:
         body: ``list of per-task tensors -> list of tensors`` (one task's outputs).
@@ -76,12 +82,33 @@ def trace_task(body, elements):
     """
     if _pfor is None or not rules_available():
         raise VectorizationError("TensorFlow's pfor converter is not available in this TensorFlow build.")
-    graph = tf.get_default_graph()
-    start = len(graph.get_operations())
-    with _shared_constants(), tf.name_scope("task_template"):
+    template = _TemplateGraph("task_template")
+    with template.as_default(), _shared_constants():
         index = tf.placeholder_with_default(0, shape=[], name="task")
         outputs = [tf.convert_to_tensor(o) for o in body([tf.gather(e, index) for e in elements])]
-    return TracedTask(index, outputs, graph.get_operations()[start:])
+    return TracedTask(index, outputs, template.get_operations(), template.captures,
+                      list(template._function_captures.control))  # noqa: SLF001
+
+
+class _TemplateGraph(_func_graph.FuncGraph if _pfor is not None else object):
+    """The function graph of a trace: small integer outer tensors of static value are copied, not captured.
+
+    A captured tensor becomes a placeholder, whose value shape inference cannot see: the
+    reduction axes and shapes the body reads from its graph would leave the trace's shapes
+    unknown, and the conversion would emit their dynamic computation. Floating-point tensors
+    are always captured (the body may differentiate with respect to them).
+    """
+
+    def capture(self, tensor, name=None, shape=None):
+        if isinstance(tensor, tf.Tensor) and tensor.graph is not self and (tensor.dtype.is_integer
+                                                                           or tensor.dtype == tf.bool):
+            value = _tensor_util.constant_value(tensor)
+            if value is None:
+                value = _tensor_util.try_evaluate_constant(tensor)  # what shape inference computes there
+            if value is not None and value.nbytes <= _SHARED_CONSTANT_BYTES:
+                with self.as_default():
+                    return tf.constant(value, tensor.dtype)
+        return super().capture(tensor, name, shape)
 
 
 def vectorize_traced_task(traced, tasks, group_size=None):
@@ -134,13 +161,10 @@ def vectorized_tasks(body, elements, tasks, group_size=None):
 #: Constants of at most this many bytes are shared by ``_shared_constants``.
 _SHARED_CONSTANT_BYTES = 256
 
-#: The constants ``_shared_constants`` created, per graph: a trace and its conversion share them.
-_SHARED = weakref.WeakKeyDictionary()
-
 
 @contextlib.contextmanager
 def _shared_constants():
-    """Within these blocks, equal small graph constants are one ``Const`` op per graph.
+    """Within the block, equal small graph constants are one ``Const`` op per graph.
 
     The traced body and ``pfor``'s conversion of it create about 10,000 constants for the
     Omniglot MAML meta-iteration, nearly all shapes, axes and permutations, of which about
@@ -148,15 +172,15 @@ def _shared_constants():
     A constant is shared only where a new one would be created bare (no control
     dependencies, device, colocation, control-flow context or op callbacks), so the graph
     computes what it computed; code traced in the block must not use a new constant as a
-    distinct tensor (a substitution key: ``TaskProgram.state_proxies`` are identities). A
-    constant of one block is shared by the next blocks on its graph (``_SHARED``): the trace
-    and its conversion are two blocks. ``ops._create_graph_constant`` is private TensorFlow API: without it the block shares
+    distinct tensor (a substitution key: ``TaskProgram.state_proxies`` are identities).
+    ``ops._create_graph_constant`` is private TensorFlow API: without it the block shares
     nothing.
     """
     create = getattr(_ops, "_create_graph_constant", None)
     if create is None:  # pragma: no cover - depends on the TensorFlow build
         yield
         return
+    shared = {}
 
     def shared_constant(value, dtype, shape, name, verify_shape, allow_broadcast):
         graph = _ops.get_default_graph()
@@ -168,8 +192,7 @@ def _shared_constants():
                                                     allow_broadcast=allow_broadcast)
         if proto.ByteSize() > _SHARED_CONSTANT_BYTES:
             return create(value, dtype, shape, name, verify_shape, allow_broadcast)
-        shared = _SHARED.setdefault(graph, {})
-        key = proto.SerializeToString(deterministic=True)
+        key = (graph, proto.SerializeToString(deterministic=True))
         if key not in shared:  # make_tensor_proto returns a TensorProto as it is: the proto is built once
             shared[key] = create(proto, dtype, shape, name, verify_shape, allow_broadcast)
         return shared[key]
@@ -182,39 +205,23 @@ def _shared_constants():
 
 
 def _converted(traced, tasks, first=None):
-    """``traced`` converted for ``tasks`` tasks, from task ``first`` on (None: the tasks of the whole batch).
-
-    The conversion runs in the default graph; where that is not the trace's graph (the body of
-    the map over groups), the trace's inputs from outside it are taken as they are, loop invariant.
-    """
+    """``traced`` converted in the default graph for ``tasks`` tasks, from task ``first`` on (None: all)."""
     indices = None if first is None else first + tf.range(tasks)
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel("CRITICAL")  # pfor logs a failed conversion as an error; the caller reports it once
     try:
-        with side_by_side_rules(), _shared_constants():
+        with side_by_side_rules(), _shared_constants(), tf.control_dependencies(traced.control_captures):
             converter = _pfor.PFor(traced.index, tasks, traced.operations, fallback_to_while_loop=False,
                                    all_indices=indices)
-            if tf.get_default_graph() is not traced.index.graph:
-                _take_outer_inputs(converter, traced.operations)
+            for outer, placeholder in traced.captures:  # loop invariant, read where the conversion runs
+                converter._add_conversion(placeholder, _pfor.wrap(outer, False))  # noqa: SLF001
+            for op in traced.operations:  # pfor would copy each; shared ones are created once per graph
+                if op.type == "Const" and not op.control_inputs:
+                    constant = tf.constant(op.get_attr("value"), op.outputs[0].dtype)
+                    converter._add_conversion(op.outputs[0], _pfor.wrap(constant, False))  # noqa: SLF001
             return [converter.convert(output) for output in traced.outputs]
     except (ValueError, TypeError, NotImplementedError, tf.errors.OpError) as error:
         raise VectorizationError(f"The task body cannot be vectorized: {error}") from error
     finally:
         logger.setLevel(level)
-
-
-def _take_outer_inputs(converter, operations):
-    """Registers the inputs of ``operations`` made outside them as loop invariant and unconverted.
-
-    ``pfor`` otherwise copies an operation of another graph with its inputs, up to the feeds;
-    the function graph the conversion runs in captures these tensors instead.
-    """
-    inside = {op.name for op in operations}
-    for op in operations:
-        for tensor in op.inputs:
-            if tensor.op.name not in inside:
-                converter._add_conversion(tensor, _pfor.wrap(tensor, False))  # noqa: SLF001
-        for control in op.control_inputs:
-            if control.name not in inside:
-                converter._add_conversion(control, control)  # noqa: SLF001

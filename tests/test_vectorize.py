@@ -169,8 +169,6 @@ def test_shared_constants_are_only_bare_small_constants_of_one_graph_within_the_
         with tf.Graph().as_default():
             assert tf.constant([1, 2]).graph is not first.graph
     assert tf.constant([1, 2]) is not first
-    with _shared_constants():  # a later block on the graph (a trace, then its conversion) shares it too
-        assert tf.constant([1, 2]) is first
 
 
 @pytest.mark.parametrize("dtype, rtol", [(tf.float32, 1e-4), (tf.float64, 1e-12)], ids=["float32", "float64"])
@@ -182,6 +180,46 @@ def test_a_task_count_known_at_run_time_only_is_vectorized(fresh_graph, dtype, r
     with sessions.numeric_session() as session:
         for a, b in zip(*session.run([outputs, mapped], feed)):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+
+
+def test_the_trace_stays_out_of_the_graph_and_keeps_the_static_shapes_the_body_reads_from_it(fresh_graph):
+    """Axes computed in the outer graph reach the trace as values: the outputs keep their static shapes."""
+    rand = np.random.RandomState(5)
+    values = rand.randn(4, 3, 6)
+    elements = [tf.constant(values)]
+    axes = tf.range(tf.rank(elements[0]) - 2)  # [0], computed outside the body
+
+    def body(per_task):
+        (x,) = per_task
+        pooled = tf.reduce_mean(tf.tanh(x), axes)  # [6] only when the axes are known
+        return [pooled, tf.gradients(tf.reduce_sum(tf.square(pooled)), x)[0]]
+
+    for group_size in (None, 2):
+        before = len(fresh_graph.get_operations())
+        outputs = vectorized_tasks(body, elements, 4, group_size=group_size)
+        assert not any("task_template" in op.name for op in fresh_graph.get_operations()[before:])
+        assert outputs[0].shape.as_list() == [4, 6] if group_size is None else outputs[0].shape.rank == 2
+        expected = np.tanh(values).mean(1)
+        with sessions.numeric_session() as session:
+            pooled, gradient = session.run(outputs)
+        np.testing.assert_allclose(pooled, expected, rtol=1e-12)
+        np.testing.assert_allclose(gradient, 2 * expected[:, None, :] * (1 - np.tanh(values) ** 2) / 3, rtol=1e-12)
+
+
+def test_a_body_ordered_after_an_outer_operation_stays_ordered_after_it(fresh_graph):
+    counter = tf.Variable(0.0, dtype=tf.float64)
+    increment = counter.assign_add(1.0)
+
+    def body(per_task):
+        with tf.control_dependencies([increment]):
+            return [2.0 * per_task[0]]
+
+    for group_size in (None, 2):
+        outputs = vectorized_tasks(body, [tf.constant(np.arange(4.0))], 4, group_size=group_size)
+        with sessions.numeric_session() as session:
+            session.run(counter.initializer)
+            np.testing.assert_array_equal(session.run(outputs[0]), 2.0 * np.arange(4.0))
+            assert session.run(counter) == 1.0
 
 
 def test_errors_of_the_body_itself_are_not_taken_for_vectorization_failures(fresh_graph):
