@@ -215,6 +215,8 @@ class TaskDynamics:
 
     # ----------------------------------------------------------------------------- values
     def _value(self, which, tensor, state, t):
+        if not self._statistics and (self.plan is None or not self.plan.replacements):
+            t = None  # no per-step replacements: the value is the same at every step
         key = (which, t if t is None or isinstance(t, int) else t.ref(), tuple(s.ref() for s in state))
         if key not in self._values:
             self._values[key] = self.at_state(tensor, state, t)

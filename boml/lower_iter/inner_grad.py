@@ -125,7 +125,10 @@ def inner_gradient(dynamics, objective, state, t=None):
     Returns:
         ``(gradients, value)``.
     """
-    value = dynamics.at_state(objective, state, t)
+    if objective is dynamics.inner_objective:  # built once per state, shared with the reported values
+        value = dynamics.inner_value(state, t)
+    else:
+        value = dynamics.at_state(objective, state, t)
     return dynamics.gradient(value, state), value
 
 

@@ -257,6 +257,11 @@ class BOMLOuterGrad:
         def task_fn(task):
             dynamics = inner_grad.task_dynamics(task, outer_objective, training=True)
             grads, final = self.task_hypergradients(dynamics)
+            # The values at the final state the hypergradient was taken at are the ones it built (the query
+            # forward is not computed twice); the map's outputs carry no gradient.
+            values = [tf.stop_gradient(tf.cast(dynamics.outer_value(final), objective_dtype)),
+                      tf.stop_gradient(tf.cast(dynamics.inner_value(final), objective_dtype)),
+                      tf.stop_gradient(tf.cast(dynamics.inner_value(dynamics.initial_state()), objective_dtype))]
             final = [tf.stop_gradient(y) for y in final]
             detached = [p.name for p, g in zip(meta_param, grads) if g is None]
             if detached:
@@ -266,9 +271,6 @@ class BOMLOuterGrad:
                     f"objective depend on them (an Implicit or Darts hypergradient ignores a learned "
                     f"learning rate)."
                 )
-            values = [tf.cast(dynamics.outer_value(final), objective_dtype),
-                      tf.cast(dynamics.inner_value(final), objective_dtype),
-                      tf.cast(tf.stop_gradient(dynamics.inner_value(dynamics.initial_state())), objective_dtype)]
             return values + list(grads) + final + list(self.task_extras(dynamics))
 
         n_vars = len(inner_grad.var_list)
