@@ -82,8 +82,11 @@ def trace_task(body, elements):
     """
     if _pfor is None or not rules_available():
         raise VectorizationError("TensorFlow's pfor converter is not available in this TensorFlow build.")
+    # The converted ops are named after the trace's and inherit its colocation groups: the trace's names
+    # must be unique in the outer graph (one trace per task shard of boml.distributed).
+    scope = tf.get_default_graph().unique_name("task_template")
     template = _TemplateGraph("task_template")
-    with template.as_default(), _shared_constants():
+    with template.as_default(), _shared_constants(), tf.name_scope(scope + "/"):
         index = tf.placeholder_with_default(0, shape=[], name="task")
         outputs = [tf.convert_to_tensor(o) for o in body([tf.gather(e, index) for e in elements])]
     return TracedTask(index, outputs, template.get_operations(), template.captures,

@@ -197,7 +197,8 @@ def test_the_trace_stays_out_of_the_graph_and_keeps_the_static_shapes_the_body_r
     for group_size in (None, 2):
         before = len(fresh_graph.get_operations())
         outputs = vectorized_tasks(body, elements, 4, group_size=group_size)
-        assert not any("task_template" in op.name for op in fresh_graph.get_operations()[before:])
+        added = fresh_graph.get_operations()[before:]
+        assert not [op for op in added if op.type == "PlaceholderWithDefault"]  # the trace's task index
         assert outputs[0].shape.as_list() == [4, 6] if group_size is None else outputs[0].shape.rank == 2
         expected = np.tanh(values).mean(1)
         with sessions.numeric_session() as session:
