@@ -12,7 +12,8 @@ session. Variants:
   ON_1; ``TF_XLA_FLAGS=--tf_xla_cpu_global_jit`` is set before TensorFlow is imported
   so that the level also clusters CPU ops; sessions without the level are not
   affected), ``no-layout``, ``no-remapper``, ``no-arithmetic``, ``no-constfold``,
-  ``no-grappler`` (the whole meta optimizer off), ``threads-I-J`` (intra / inter-op);
+  ``no-grappler`` (the whole meta optimizer off), ``no-memory`` (the memory optimizer off: it rewrites
+  large gradient ``AddN`` ops into ``AssignAdd`` accumulations), ``threads-I-J`` (intra / inter-op);
 * graph variants (another build): ``jit-scope`` (the whole meta-iteration built inside
   ``tf.xla.experimental.jit_scope()``: explicit XLA clusters, the per-task body of the
   map included), ``pi-N`` (the task map with ``parallel_iterations=N``; the others use
@@ -53,6 +54,8 @@ def session_config(variant):
         setattr(config.graph_options.rewrite_options, REWRITES[variant], OFF)
     elif variant == "no-grappler":
         config.graph_options.rewrite_options.disable_meta_optimizer = True
+    elif variant == "no-memory":
+        config.graph_options.rewrite_options.memory_optimization = rewriter_config_pb2.RewriterConfig.NO_MEM_OPT
     elif variant.startswith("threads-"):
         intra, inter = variant.split("-")[1:]
         config.intra_op_parallelism_threads, config.inter_op_parallelism_threads = int(intra), int(inter)
