@@ -21,6 +21,7 @@ from boml.distributed.placement import active_plan
 from boml.errors import VectorizationWarning
 from boml.substitute import Substitution
 from boml.vectorize import VectorizationError, trace_task, vectorize_traced_task, vectorized_group
+from boml.vectorize_rules import grouped_derivatives_available
 
 
 def _ref(obj):
@@ -202,6 +203,13 @@ def _vectorized_map(experiment, body, batch_values, training, parallel_iteration
             "while_loop_threshold on), which vectorize_tasks='auto' leaves to the per-task map: the memory "
             "estimate does not see the steps the loop stores, and the converted loop takes many seconds to "
             "build (docs/performance.rst). Pass vectorize_tasks=True (--vectorize_tasks true) to vectorize it.")
+    if automatic and not grouped_derivatives_available() and any(op.type == "Conv2D" for op in traced.operations):
+        raise VectorizationError(
+            "this TensorFlow runs its CPU kernels without oneDNN (TF_ENABLE_ONEDNN_OPTS=0, or a build without "
+            "it), which cannot differentiate grouped convolutions: each task's derivatives would be kernels of "
+            "their own, and the vectorized Omniglot MAML ran 1.67x slower than plain TensorFlow that way "
+            "(docs/performance.rst), so vectorize_tasks='auto' keeps the per-task map. Pass vectorize_tasks=True "
+            "(--vectorize_tasks true) to vectorize it anyway.")
     if budgets:
         limit = min(parallel_iterations or tasks, tasks)
         for budget in budgets.values():

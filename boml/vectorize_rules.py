@@ -12,7 +12,8 @@ task at a time. The rules here use the side-by-side layout ``[a, b, c, tasks * C
   convolution with ``groups = tasks``, and so are its two derivatives
   (``Conv2DBackpropInput``, ``Conv2DBackpropFilter``); in float64, where the CPU has no
   grouped filter derivative, each group is its own convolution (in a ``tf.map_fn`` over the
-  groups when their count is known at run time only, as inside a converted while loop);
+  groups when their count is known at run time only, as inside a converted while loop), and
+  so is each derivative when the CPU kernels run without oneDNN (``grouped_derivatives_available``);
 * batch norm with batch statistics is one fused batch norm over ``tasks * C`` channels
   (a channel's statistics are its own task's);
 * ``ZerosLike`` of a task-stacked ``TensorList`` (a while loop's gradient accumulator) is
@@ -35,12 +36,26 @@ try:  # private TensorFlow API: the task map falls back to tf.map_fn without it.
 except ImportError:  # pragma: no cover - depends on the TensorFlow build
     _pfor = None
 
-__all__ = ["side_by_side_rules", "rules_available"]
+__all__ = ["grouped_derivatives_available", "side_by_side_rules", "rules_available"]
 
 
 def rules_available():
     """True when this TensorFlow build has the ``pfor`` converter and its rule registry."""
     return _pfor is not None and hasattr(_pfor, "_pfor_converter_registry")
+
+
+def grouped_derivatives_available():
+    """True when this TensorFlow's CPU kernels differentiate grouped convolutions (oneDNN is on).
+
+    Without oneDNN (``TF_ENABLE_ONEDNN_OPTS=0``, or a build without it) the CPU computes a grouped
+    ``Conv2D`` but fails at run time on its ``Conv2DBackpropInput`` and ``Conv2DBackpropFilter``
+    ("filter_size does not have enough elements"); the rules then compute one derivative per task.
+    """
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+    except ImportError:  # pragma: no cover - depends on the TensorFlow build
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _text(value):
@@ -135,12 +150,15 @@ def _output_channels(pfor_input, fallback):
 
 
 def _grouped(op, groups, inputs, sizes=None, **attributes):
-    """``op`` over ``groups`` channel groups: one grouped kernel, or (float64) one kernel per group.
+    """``op`` over ``groups`` channel groups: one grouped kernel, or one kernel per group.
+
+    One kernel per group in float64 (the CPU has no grouped float64 kernel), and for the two
+    derivatives when ``grouped_derivatives_available()`` is False.
 
     ``inputs`` are side by side (groups along the last axis); ``sizes``, for a derivative, are
     the grouped result's sizes (a list of ints when static, else a tensor).
     """
-    if inputs[0].dtype != tf.float64:
+    if inputs[0].dtype != tf.float64 and (sizes is None or grouped_derivatives_available()):
         return op(*inputs, *([] if sizes is None else [sizes]), **attributes)
     if sizes is None:
         per_group = []

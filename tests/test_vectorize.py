@@ -4,6 +4,10 @@ The two formulations run different kernels (grouped convolutions and batch norm
 over tasks x channels, against one small kernel per task), so their agreement to
 float64 rounding is a check of the vectorization rules, not an identity.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
@@ -15,6 +19,7 @@ from boml.errors import InvalidArgumentError, ShapeError, VectorizationWarning
 from boml.vectorize import VectorizationError, vectorized_group, vectorized_tasks
 
 TASKS = 3
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _convolution_body(shared_images):
@@ -361,6 +366,41 @@ def test_auto_vectorizes_small_tasks_and_quietly_maps_large_ones(dataset, monkey
         task_map, _ = _meta_gradients(dataset, "auto", run=False)  # 3 tasks: no group of 2
     assert task_map["vectorized"] is False and task_map["concurrent_tasks"] == 16
     assert "AUTO_VECTORIZE_GB" in task_map["vectorization_error"]
+
+
+def test_without_onednn_auto_keeps_the_map_for_convolutions_and_says_why(dataset, monkeypatch):
+    import boml.task
+
+    monkeypatch.setattr(boml.task, "grouped_derivatives_available", lambda: False)
+    task_map, _ = _meta_gradients(dataset, "auto", run=False)
+    assert task_map["vectorized"] is False and "oneDNN" in task_map["vectorization_error"]
+
+
+def test_without_onednn_the_vectorized_derivatives_run_one_kernel_per_task_and_match_the_map(tmp_path):
+    """Without oneDNN the CPU has no grouped convolution derivative: it fails at run time unless split."""
+    script = tmp_path / "no_onednn.py"
+    script.write_text(
+        "import numpy as np, tensorflow.compat.v1 as tf\n"
+        "from boml.vectorize import vectorized_tasks\n"
+        "from boml.vectorize_rules import grouped_derivatives_available\n"
+        "tf.disable_eager_execution()\n"
+        "assert not grouped_derivatives_available()\n"
+        "rand = np.random.RandomState(0)\n"
+        "elements = [tf.constant(rand.randn(3, 2, 7, 7, 2), tf.float32),\n"
+        "            tf.constant(rand.randn(3, 3, 3, 2, 5), tf.float32)]\n"
+        "def body(e):\n"
+        "    loss = tf.reduce_sum(tf.tanh(tf.nn.conv2d(e[0], e[1], [1, 2, 2, 1], 'SAME')))\n"
+        "    return [loss] + tf.gradients(loss, [e[0], e[1]])\n"
+        "vectorized = vectorized_tasks(body, elements, 3)\n"
+        "mapped = tf.map_fn(body, elements, fn_output_signature=[tf.float32] * 3)\n"
+        "with tf.Session() as session:\n"
+        "    for a, b in zip(*session.run([vectorized, mapped])):\n"
+        "        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())\n"
+        "print('agree')\n")
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONPATH": os.pathsep.join([ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "agree" in done.stdout, done.stderr[-2000:]
 
 
 def test_the_default_is_auto(dataset):
