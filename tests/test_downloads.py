@@ -53,8 +53,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if mode == "cut":  # half of the body, then the connection drops
             body = body[: len(body) // 2]
             self.close_connection = True
-        self.wfile.write(body)
+        # Counted before the write: the client may finish reading, and the test read ``sent``, before this
+        # handler thread runs again.
         server.sent[name] = server.sent.get(name, 0) + len(body)
+        self.wfile.write(body)
 
     def log_message(self, *args):
         pass
