@@ -219,8 +219,9 @@ def _converted(traced, tasks, first=None):
                                    all_indices=indices)
             for outer, placeholder in traced.captures:  # loop invariant, read where the conversion runs
                 converter._add_conversion(placeholder, _pfor.wrap(outer, False))  # noqa: SLF001
-            for op in traced.operations:  # pfor would copy each; shared ones are created once per graph
-                if op.type == "Const" and not op.control_inputs:
+            for op in traced.operations:  # pfor would copy each small constant; shared, it is one op per graph
+                if (op.type == "Const" and not op.control_inputs
+                        and op.get_attr("value").ByteSize() <= _SHARED_CONSTANT_BYTES):
                     constant = tf.constant(op.get_attr("value"), op.outputs[0].dtype)
                     converter._add_conversion(op.outputs[0], _pfor.wrap(constant, False))  # noqa: SLF001
             return [converter.convert(output) for output in traced.outputs]

@@ -204,7 +204,7 @@ def test_the_trace_stays_out_of_the_graph_and_keeps_the_static_shapes_the_body_r
         outputs = vectorized_tasks(body, elements, 4, group_size=group_size)
         added = fresh_graph.get_operations()[before:]
         assert not [op for op in added if op.type == "PlaceholderWithDefault"]  # the trace's task index
-        assert outputs[0].shape.as_list() == [4, 6] if group_size is None else outputs[0].shape.rank == 2
+        assert outputs[0].shape.as_list() == [4, 6] and outputs[1].shape.as_list() == [4, 3, 6]
         expected = np.tanh(values).mean(1)
         with sessions.numeric_session() as session:
             pooled, gradient = session.run(outputs)
