@@ -13,10 +13,21 @@ measures the share of a meta-iteration spent sampling and feeding episodes in
 the workflow's path (``boml.workflow.model.build_model`` + the trainer's
 ``generate_batch`` / ``feed_dicts``), on real Omniglot when found.
 
+``--floor`` times a third program in the same alternation: the reference with
+one task that holds every task's images (``meta_batch`` x 5 support and
+``meta_batch`` x 75 query images, one set of weights; ``--floor-groups N``: N
+such tasks at once, each with ``meta_batch / N`` tasks' images). It runs the
+same floating-point operations as the meta-batch, in plain kernels on the
+largest batches there are, with no per-task weights to group and no per-task
+kernel launches. Its ratio to the reference is what batching the tasks can
+reach on this machine at best: boml's tasks have weights of their own, so
+their kernels cannot be plainer or fewer than these.
+
     python benchmarks/compare.py                       # MAML and FMAML, 7 alternating pairs each
     python benchmarks/compare.py --quick               # meta-batch 4, T 2, 3 pairs (a smoke run)
     python benchmarks/compare.py --algorithms MAML --repeats 9 --no-subprocess --sampling
     python benchmarks/compare.py --vectorize true      # boml with vectorize_tasks=True (default: auto)
+    python benchmarks/compare.py --floor               # also the one-task floor of any batching
 """
 import argparse
 import json
@@ -34,7 +45,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import boml  # noqa: E402
 from boml.memory import peak_memory_mb  # noqa: E402
-from maml_reference import build_reference  # noqa: E402
+from maml_reference import QUERIES, SHOTS, build_reference  # noqa: E402
 from maml_step import VECTORIZE, build_boml  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
@@ -58,9 +69,14 @@ class System:
                 rand = np.random.RandomState(0)
                 feeds = ex.feed_dicts(dataset.train.generate_batch(args.meta_batch, rand=rand))
                 self.step = lambda: boml_ho.run(*feeds, session=self.session)
-            else:
+            elif kind == "reference":
                 train, feed = build_reference(args.meta_batch, args.T, "fused", algorithm == "FMAML",
                                               args.parallel_iterations)
+                self.step = lambda: self.session.run(train, feed)
+            else:  # "floor": the tasks' images pooled into floor_groups tasks, the same FLOPs in plain kernels
+                pooled = args.meta_batch // args.floor_groups
+                train, feed = build_reference(args.floor_groups, args.T, "fused", algorithm == "FMAML",
+                                              args.floor_groups, shots=pooled * SHOTS, queries=pooled * QUERIES)
                 self.step = lambda: self.session.run(train, feed)
             init = tf.global_variables_initializer()
             graph_def = self.graph.as_graph_def()  # the map_fn and while_loop bodies are library functions
@@ -96,7 +112,8 @@ def child(args):
 
 
 def alternate(algorithm, args):
-    systems = [System("boml", algorithm, args), System("reference", algorithm, args)]
+    kinds = ["boml", "reference"] + (["floor"] if args.floor else [])
+    systems = [System(kind, algorithm, args) for kind in kinds]
     task_map = systems[0].task_map
     print(f"{algorithm}: boml's task map: " + (f"vectorized, {task_map['concurrent_tasks']} tasks at once"
                                                if task_map["vectorized"] else
@@ -105,7 +122,7 @@ def alternate(algorithm, args):
     for system in systems:  # first (slow) meta-iterations
         system.timed()
         system.timed()
-    times = {"boml": [], "reference": []}
+    times = {kind: [] for kind in kinds}
     for repeat in range(args.repeats):
         order = systems if repeat % 2 == 0 else systems[::-1]
         for system in order:
@@ -118,7 +135,15 @@ def alternate(algorithm, args):
     print(f"{algorithm}: reference {_summary(times['reference'])}")
     print(f"{algorithm}: ratio boml/reference of the medians {ratio:.2f} "
           f"(per-pair ratios {min(ratios):.2f}-{max(ratios):.2f}, median {statistics.median(ratios):.2f})")
-    return {"boml": times["boml"], "reference": times["reference"], "ratio": ratio}
+    result = dict(times, ratio=ratio)
+    if args.floor:
+        floor = statistics.median(times["floor"]) / statistics.median(times["reference"])
+        print(f"{algorithm}: floor ({args.floor_groups} task(s) holding {args.meta_batch // args.floor_groups} "
+              f"tasks' images each) {_summary(times['floor'])}")
+        print(f"{algorithm}: ratio floor/reference {floor:.2f}: no batching of the tasks gets below it; "
+              f"boml/floor {ratio / floor:.2f}")
+        result["floor_ratio"] = floor
+    return result
 
 
 def subprocess_figures(algorithm, args):
@@ -199,11 +224,17 @@ def main():
     parser.add_argument("--quick", action="store_true", help="meta-batch 4, T 2, 3 pairs")
     parser.add_argument("--no-subprocess", action="store_true", help="skip build / first-step / RSS subprocesses")
     parser.add_argument("--sampling", action="store_true", help="also measure the episode-sampling share")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time one task holding every task's images: the floor of any batching")
+    parser.add_argument("--floor-groups", type=int, default=1,
+                        help="--floor with this many tasks (run at once), each holding meta_batch / N tasks' images")
     parser.add_argument("--data", default=DATA)
     parser.add_argument("--child", choices=["boml", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.meta_batch, args.T, args.repeats = 4, 2, 3
+    if args.meta_batch % args.floor_groups:
+        parser.error(f"--floor-groups must divide --meta-batch ({args.meta_batch}), got {args.floor_groups}")
     tf.disable_eager_execution()
     if args.child:
         return child(args)

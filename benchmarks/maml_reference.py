@@ -71,15 +71,18 @@ def cross_entropy(outputs, labels):
 
 
 def build_reference(meta_batch=32, T=5, batch_norm="fused", first_order=False, parallel_iterations=32,
-                    dynamic_shapes=False, seed=0):
+                    dynamic_shapes=False, seed=0, shots=SHOTS, queries=QUERIES):
     """Builds the reference meta-iteration in the default graph.
+
+    ``shots`` and ``queries`` are per class; ``compare.py --floor`` sets them to ``meta_batch`` times the
+    defaults with a meta-batch of 1, the same FLOPs as the meta-batch in one task's kernels.
 
     Returns:
         ``(train_op, feed_dict)``: one ``session.run(train_op, feed_dict)`` is one meta-iteration.
     """
     batch = None if dynamic_shapes else meta_batch
-    support = None if dynamic_shapes else WAYS * SHOTS
-    query = None if dynamic_shapes else WAYS * QUERIES
+    support = None if dynamic_shapes else WAYS * shots
+    query = None if dynamic_shapes else WAYS * queries
     x = tf.placeholder(tf.float32, [batch, support, SIZE, SIZE, 1])
     y = tf.placeholder(tf.float32, [batch, support, WAYS])
     x_ = tf.placeholder(tf.float32, [batch, query, SIZE, SIZE, 1])
@@ -104,10 +107,10 @@ def build_reference(meta_batch=32, T=5, batch_norm="fused", first_order=False, p
     meta_grads = [tf.reduce_mean(g, 0) for g in outputs[1:]]
     train = tf.train.AdamOptimizer(1e-3).apply_gradients(zip(meta_grads, [params[n] for n in names]))
     rand = np.random.RandomState(seed)
-    feed = {x: rand.rand(meta_batch, WAYS * SHOTS, SIZE, SIZE, 1),
-            y: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * SHOTS))],
-            x_: rand.rand(meta_batch, WAYS * QUERIES, SIZE, SIZE, 1),
-            y_: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * QUERIES))]}
+    feed = {x: rand.rand(meta_batch, WAYS * shots, SIZE, SIZE, 1),
+            y: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * shots))],
+            x_: rand.rand(meta_batch, WAYS * queries, SIZE, SIZE, 1),
+            y_: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * queries))]}
     return train, feed
 
 

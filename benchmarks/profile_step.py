@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import boml  # noqa: E402
-from maml_reference import build_reference  # noqa: E402
+from maml_reference import QUERIES, SHOTS, build_reference  # noqa: E402
 from maml_step import VECTORIZE, build_boml  # noqa: E402
 
 
@@ -49,7 +49,8 @@ class TracingSession(tf.Session):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithm", default="MAML", choices=["MAML", "FMAML"])
-    parser.add_argument("--system", default="boml", choices=["boml", "reference"])
+    parser.add_argument("--system", default="boml", choices=["boml", "reference", "floor"],
+                        help="floor: the reference with one task holding every task's images (compare.py --floor)")
     parser.add_argument("--meta-batch", type=int, default=32)
     parser.add_argument("--T", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
@@ -64,8 +65,11 @@ def main():
         boml_ho, ex = build_boml(args.algorithm, dataset, args.meta_batch, args.T,
                                  ul_options={"vectorize_tasks": VECTORIZE[args.vectorize]})
         feeds = ex.feed_dicts(dataset.train.generate_batch(args.meta_batch, rand=np.random.RandomState(0)))
-    else:
+    elif args.system == "reference":
         train, feed = build_reference(args.meta_batch, args.T, "fused", args.algorithm == "FMAML")
+    else:
+        train, feed = build_reference(1, args.T, "fused", args.algorithm == "FMAML", 1,
+                                      shots=args.meta_batch * SHOTS, queries=args.meta_batch * QUERIES)
     by_type, by_order, by_type_order = collections.Counter(), collections.Counter(), collections.Counter()
     walls = []
     with TracingSession() as session:
@@ -100,10 +104,10 @@ def main():
     print(f"{args.system} {args.algorithm} meta_batch={args.meta_batch} T={args.T}: traced wall "
           f"{np.mean(walls):.2f} s/iter, summed kernel time {total / 1e6 / args.traces:.2f} s/iter")
     print("by derivative order: " + ", ".join(f"{k}: {100 * v / total:.1f}%" for k, v in sorted(by_order.items())))
-    print(f"{'op type':32s} {'share':>7s}  forward / 1st / 2nd")
+    print(f"{'op type':32s} {'share':>7s}  {'s/iter':>7s}  forward / 1st / 2nd")
     for kind, micros in by_type.most_common(args.top):
         parts = " / ".join(f"{100 * by_type_order[(kind, o)] / total:.1f}" for o in range(3))
-        print(f"{kind:32s} {100 * micros / total:6.1f}%  {parts}")
+        print(f"{kind:32s} {100 * micros / total:6.1f}%  {micros / 1e6 / args.traces:7.3f}  {parts}")
 
 
 if __name__ == "__main__":
