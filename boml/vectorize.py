@@ -214,7 +214,8 @@ def _converted(traced, tasks, first=None):
     level = logger.level
     logger.setLevel("CRITICAL")  # pfor logs a failed conversion as an error; the caller reports it once
     try:
-        with side_by_side_rules(), _shared_constants(), tf.control_dependencies(traced.control_captures):
+        with side_by_side_rules() as materialize, _shared_constants(), \
+                tf.control_dependencies(traced.control_captures):
             converter = _pfor.PFor(traced.index, tasks, traced.operations, fallback_to_while_loop=False,
                                    all_indices=indices)
             for outer, placeholder in traced.captures:  # loop invariant, read where the conversion runs
@@ -224,7 +225,7 @@ def _converted(traced, tasks, first=None):
                         and op.get_attr("value").ByteSize() <= _SHARED_CONSTANT_BYTES):
                     constant = tf.constant(op.get_attr("value"), op.outputs[0].dtype)
                     converter._add_conversion(op.outputs[0], _pfor.wrap(constant, False))  # noqa: SLF001
-            return [converter.convert(output) for output in traced.outputs]
+            return materialize([converter.convert(output) for output in traced.outputs])
     except (ValueError, TypeError, NotImplementedError, tf.errors.OpError) as error:
         raise VectorizationError(f"The task body cannot be vectorized: {error}") from error
     finally:

@@ -115,13 +115,21 @@ class _Layout:
     ``pfor`` keeps every converted tensor with the tasks first (``[tasks, a, b, c, C]``);
     the grouped convolutions and the batch norm over tasks x channels work on the
     side-by-side form ``[a, b, c, tasks * C]``. A rule that produces a side-by-side
-    result records it here beside the tasks-first view it hands to ``pfor`` (a
-    transpose that runs only if some other rule reads it), and a rule that needs the
-    side-by-side form of a tensor finds it here instead of transposing it again.
+    result records it here beside the tasks-first view it hands to ``pfor``, and a rule
+    that needs the side-by-side form of a tensor finds it here instead of transposing it
+    again.
+
+    Most tasks-first views are never read (the next rule reads the side-by-side form). In
+    ``graph``, the graph the conversion runs in, a view is therefore first a stand-in (one op,
+    where the view is two); ``materialize`` builds the views that an op reads and rewires
+    their readers. In other graphs (the bodies of converted while loops, finished before the
+    conversion ends) a view is built at once.
     """
 
-    def __init__(self):
+    def __init__(self, graph=None):
         self._side_by_side = {}
+        self._graph = graph
+        self._deferred = []
 
     def knows(self, stacked):
         return stacked.ref() in self._side_by_side
@@ -135,9 +143,34 @@ class _Layout:
 
     def tasks_first(self, side_by_side, tasks, channels):
         """The tasks-first view of a side-by-side result, recorded with it; wrapped for ``pfor``."""
-        stacked = _tasks_first(side_by_side, tasks, channels)
+        if self._graph is not None and tf.get_default_graph() is self._graph:
+            # the side-by-side value itself under the tasks-first shape that pfor gives it: it is read only as a
+            # control input (pfor's copy of the op's control edges) once materialize has rewired its readers
+            stacked = tf.raw_ops.PlaceholderWithDefault(input=side_by_side, shape=tf.TensorShape(None),
+                                                        name="deferred_tasks_first")
+            self._deferred.append((stacked, side_by_side, tasks, channels))
+        else:
+            stacked = _tasks_first(side_by_side, tasks, channels)
         self._side_by_side[stacked.ref()] = side_by_side
         return _pfor.wrap(stacked, True)
+
+    def materialize(self, outputs):
+        """Builds the deferred views that an op or ``outputs`` reads; returns ``outputs`` with them."""
+        wanted = {t.ref() for t in outputs}
+        views = {}
+        for placeholder, side_by_side, tasks, channels in self._deferred:
+            readers = placeholder.consumers()
+            if not readers and placeholder.ref() not in wanted:
+                continue
+            view = _tasks_first(side_by_side, tasks, channels)
+            view.set_shape(placeholder.shape)
+            for op in readers:
+                for index, tensor in enumerate(op.inputs):
+                    if tensor is placeholder:
+                        op._update_input(index, view)  # noqa: SLF001 - rewiring an op not yet run
+            views[placeholder.ref()] = view
+        self._deferred = []
+        return [views.get(t.ref(), t) for t in outputs]
 
 
 _LAYOUT = _Layout()
@@ -415,16 +448,21 @@ _STOCK = {}
 
 @contextlib.contextmanager
 def side_by_side_rules():
-    """Installs the side-by-side rules in ``pfor`` for the duration of the block, then restores its own."""
+    """Installs the side-by-side rules in ``pfor`` for the duration of the block, then restores its own.
+
+    Yields:
+        A function of the converted outputs that builds the tasks-first views still deferred
+        (``_Layout.materialize``): call it on the outputs of every conversion, inside the block.
+    """
     registry = _pfor._pfor_converter_registry  # noqa: SLF001 - private TensorFlow API, see the module docstring
     rules = {name: rule for name, rule in _RULES.items() if name in registry}  # each refines a stock rule
     saved = {name: registry[name] for name in rules}
     _STOCK.update(saved)
     registry.update(rules)
     global _LAYOUT
-    _LAYOUT = _Layout()
+    _LAYOUT = _Layout(tf.get_default_graph())
     try:
-        yield
+        yield _LAYOUT.materialize
     finally:
         _LAYOUT = _Layout()
         registry.update(saved)

@@ -125,6 +125,20 @@ def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_
     assert len([op for op in _reachable(vectorized, "Transpose") if op.inputs[0].shape.rank == 5]) <= 12
 
 
+def test_only_the_tasks_first_views_something_reads_are_built(fresh_graph):
+    """Each side-by-side result's tasks-first view is a stand-in until the conversion ends; only read ones are built."""
+    rand = np.random.RandomState(2)
+    values = [rand.randn(TASKS, 2, 7, 7, 2), rand.randn(TASKS, 3, 3, 2, 5), rand.randn(TASKS, 5), rand.randn(TASKS, 5)]
+    vectorized = vectorized_tasks(_side_by_side_chain(tf.float32), [tf.constant(v, tf.float32) for v in values], TASKS)
+    outputs = {t.ref() for t in vectorized}
+    operations = fresh_graph.get_operations()
+    views = [op for op in operations if op.type == "Transpose" and op.inputs[0].shape.rank == 5]
+    unread = [op.name for op in views if not op.outputs[0].consumers() and op.outputs[0].ref() not in outputs]
+    assert views and not unread
+    stand_ins = [op for op in operations if op.type == "PlaceholderWithDefault" and "deferred_tasks_first" in op.name]
+    assert stand_ins and not any(op.outputs[0].consumers() for op in stand_ins)
+
+
 @pytest.mark.parametrize("tasks, limit, expected", [(32, 16, 16), (30, 16, 15), (31, 16, 1), (4, None, None),
                                                     (4, 4, None), (4, 9, None)])
 def test_the_group_is_the_largest_divisor_of_the_tasks_up_to_parallel_iterations(tasks, limit, expected):
