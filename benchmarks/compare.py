@@ -45,7 +45,7 @@ import tensorflow.compat.v1 as tf  # noqa: E402
 
 import boml  # noqa: E402
 from boml.memory import peak_memory_mb  # noqa: E402
-from maml_reference import QUERIES, SHOTS, build_reference  # noqa: E402
+from maml_reference import build_floor, build_reference  # noqa: E402
 from maml_step import VECTORIZE, build_boml  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
@@ -74,9 +74,7 @@ class System:
                                               args.parallel_iterations)
                 self.step = lambda: self.session.run(train, feed)
             else:  # "floor": the tasks' images pooled into floor_groups tasks, the same FLOPs in plain kernels
-                pooled = args.meta_batch // args.floor_groups
-                train, feed = build_reference(args.floor_groups, args.T, "fused", algorithm == "FMAML",
-                                              args.floor_groups, shots=pooled * SHOTS, queries=pooled * QUERIES)
+                train, feed = build_floor(args.meta_batch, args.T, algorithm == "FMAML", args.floor_groups)
                 self.step = lambda: self.session.run(train, feed)
             init = tf.global_variables_initializer()
             graph_def = self.graph.as_graph_def()  # the map_fn and while_loop bodies are library functions

@@ -74,8 +74,7 @@ def build_reference(meta_batch=32, T=5, batch_norm="fused", first_order=False, p
                     dynamic_shapes=False, seed=0, shots=SHOTS, queries=QUERIES):
     """Builds the reference meta-iteration in the default graph.
 
-    ``shots`` and ``queries`` are per class; ``compare.py --floor`` sets them to ``meta_batch`` times the
-    defaults with a meta-batch of 1, the same FLOPs as the meta-batch in one task's kernels.
+    ``shots`` and ``queries`` are per class (``build_floor`` pools several tasks' images into one task).
 
     Returns:
         ``(train_op, feed_dict)``: one ``session.run(train_op, feed_dict)`` is one meta-iteration.
@@ -112,6 +111,21 @@ def build_reference(meta_batch=32, T=5, batch_norm="fused", first_order=False, p
             x_: rand.rand(meta_batch, WAYS * queries, SIZE, SIZE, 1),
             y_: np.eye(WAYS)[rand.randint(WAYS, size=(meta_batch, WAYS * queries))]}
     return train, feed
+
+
+def build_floor(meta_batch=32, T=5, first_order=False, groups=1):
+    """The reference's FLOPs for ``meta_batch`` tasks with their images pooled into ``groups`` tasks.
+
+    Each of the ``groups`` tasks (run at once) holds ``meta_batch / groups`` tasks' support and query
+    images under one set of weights: the same floating-point operations as the meta-batch in plain
+    kernels on the largest batches, the fastest any batching of the tasks can run them
+    (``compare.py --floor``, ``profile_step.py --system floor``).
+
+    Returns:
+        ``(train_op, feed_dict)`` as ``build_reference``.
+    """
+    pooled = meta_batch // groups
+    return build_reference(groups, T, "fused", first_order, groups, shots=pooled * SHOTS, queries=pooled * QUERIES)
 
 
 def main():

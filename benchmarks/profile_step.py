@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import tensorflow.compat.v1 as tf  # noqa: E402
 
 import boml  # noqa: E402
-from maml_reference import QUERIES, SHOTS, build_reference  # noqa: E402
+from maml_reference import build_floor, build_reference  # noqa: E402
 from maml_step import VECTORIZE, build_boml  # noqa: E402
 
 
@@ -68,8 +68,7 @@ def main():
     elif args.system == "reference":
         train, feed = build_reference(args.meta_batch, args.T, "fused", args.algorithm == "FMAML")
     else:
-        train, feed = build_reference(1, args.T, "fused", args.algorithm == "FMAML", 1,
-                                      shots=args.meta_batch * SHOTS, queries=args.meta_batch * QUERIES)
+        train, feed = build_floor(args.meta_batch, args.T, args.algorithm == "FMAML")
     by_type, by_order, by_type_order = collections.Counter(), collections.Counter(), collections.Counter()
     walls = []
     with TracingSession() as session:

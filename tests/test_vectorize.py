@@ -107,11 +107,15 @@ def _reachable(outputs, op_type):
     return found
 
 
-@pytest.mark.parametrize("dtype, rtol", [(tf.float64, 1e-11), (tf.float32, 1e-4)])
-def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_the_map(fresh_graph, dtype, rtol):
+def _side_by_side_chain_elements(dtype):
     rand = np.random.RandomState(2)
     values = [rand.randn(TASKS, 2, 7, 7, 2), rand.randn(TASKS, 3, 3, 2, 5), rand.randn(TASKS, 5), rand.randn(TASKS, 5)]
-    elements = [tf.constant(v, dtype) for v in values]
+    return [tf.constant(v, dtype) for v in values]
+
+
+@pytest.mark.parametrize("dtype, rtol", [(tf.float64, 1e-11), (tf.float32, 1e-4)])
+def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_the_map(fresh_graph, dtype, rtol):
+    elements = _side_by_side_chain_elements(dtype)
     body = _side_by_side_chain(dtype)
     vectorized = vectorized_tasks(body, elements, TASKS)
     mapped = tf.map_fn(body, elements, fn_output_signature=[dtype] * 6)
@@ -127,9 +131,7 @@ def test_side_by_side_chains_of_elementwise_ops_reductions_and_batch_norm_match_
 
 def test_only_the_tasks_first_views_something_reads_are_built(fresh_graph):
     """Each side-by-side result's tasks-first view is a stand-in until the conversion ends; only read ones are built."""
-    rand = np.random.RandomState(2)
-    values = [rand.randn(TASKS, 2, 7, 7, 2), rand.randn(TASKS, 3, 3, 2, 5), rand.randn(TASKS, 5), rand.randn(TASKS, 5)]
-    vectorized = vectorized_tasks(_side_by_side_chain(tf.float32), [tf.constant(v, tf.float32) for v in values], TASKS)
+    vectorized = vectorized_tasks(_side_by_side_chain(tf.float32), _side_by_side_chain_elements(tf.float32), TASKS)
     outputs = {t.ref() for t in vectorized}
     operations = fresh_graph.get_operations()
     views = [op for op in operations if op.type == "Transpose" and op.inputs[0].shape.rank == 5]
